@@ -1,0 +1,322 @@
+"""The HTTP side of the emulator: routes of the CAVE REST API that caveclient uses, and faults.
+
+A threaded stdlib HTTP/1.1 server (keep-alive, one thread per connection). Query answers are
+Arrow IPC streams with zstd buffers and the real server's headers, including the row cap's
+`Warning`. Faults (503s, connections dropped mid-body, latency) are drawn from a seeded RNG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import random
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pyarrow as pa
+
+from microns_assets.emulator import catalog as cat
+from microns_assets.emulator.query import QueryEngine, QueryError
+
+log = logging.getLogger(__name__)
+
+_DS = r"(?P<ds>[^/]+)"
+_V = r"(?P<v>[^/]+)"
+_T = r"(?P<t>[^/]+)"
+M3 = rf"/materialize/api/v3/datastack/{_DS}"
+M2 = rf"/materialize/api/v2/datastack/{_DS}"
+
+
+@dataclass
+class Faults:
+    """Deterministic fault injection. Rates are fractions of requests in [0, 1]."""
+
+    fail_rate: float = 0.0  # answered 503
+    drop_rate: float = 0.0  # connection closed halfway through the body
+    latency_ms: float = 0.0  # added to every request
+    seed: int = 0
+
+
+class Stats:
+    """Counters the tests read: requests seen, and the most queries in flight at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.queries = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.faults = 0
+
+    def count_request(self) -> None:
+        """Count one request of any kind."""
+        with self._lock:
+            self.requests += 1
+
+    def enter_query(self) -> None:
+        """A query starts."""
+        with self._lock:
+            self.queries += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave_query(self) -> None:
+        """A query ends."""
+        with self._lock:
+            self.in_flight -= 1
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        with self._lock:
+            self.requests = self.queries = self.in_flight = self.max_in_flight = self.faults = 0
+
+
+class CaveHTTPServer(ThreadingHTTPServer):
+    """Holds the state every request handler shares."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        engine: QueryEngine,
+        datastack: str,
+        row_cap: int,
+        faults: Faults,
+        token: str | None,
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.engine = engine
+        self.datastack = datastack
+        self.row_cap = row_cap
+        self.faults = faults
+        self.token = token
+        self.stats = Stats()
+        self._rng = random.Random(faults.seed)
+        self._rng_lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        """Base URL clients use (`http://host:port`)."""
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def draw(self) -> tuple[bool, bool]:
+        """Decide this request's fate: (answer 503, drop the connection mid-body)."""
+        with self._rng_lock:
+            fail = self._rng.random() < self.faults.fail_rate
+            drop = self._rng.random() < self.faults.drop_rate
+        return fail, drop
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CaveHTTPServer
+
+    def log_message(self, format: str, *args) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # --- plumbing ---------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None):
+        _fail, drop = self._fate
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if drop and len(body) > 1:
+            self.server.stats.faults += 1
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+    def _json(self, payload, status: int = 200) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _error(self, status: int, message: str) -> None:
+        self._fate = (False, False)
+        self._json({"message": message, "error": message, "code": status}, status)
+
+    def _authorized(self) -> bool:
+        token = self.server.token
+        if token is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        cookie = self.headers.get("Cookie", "")
+        return header == f"Bearer {token}" or f"middle_auth_token={token}" in cookie
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        server = self.server
+        server.stats.count_request()
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if server.faults.latency_ms:
+            time.sleep(server.faults.latency_ms / 1000)
+        self._fate = server.draw()
+        if self._fate[0]:
+            server.stats.faults += 1
+            self._fate = (True, False)
+            self._json({"message": "Service Unavailable (injected)"}, 503)
+            return
+        if not self._authorized():
+            self._error(401, "Unauthorized: a valid token is required to access this resource")
+            return
+        url = urlparse(self.path)
+        try:
+            for pattern, verb, handler in _ROUTES:
+                match = pattern.fullmatch(url.path)
+                if match and verb == method:
+                    handler(self, parse_qs(url.query), raw, **match.groupdict())
+                    return
+            self._error(404, f"no route for {method} {url.path}")
+        except QueryError as err:
+            self._error(err.status, err.message)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as err:  # a bug in the emulator: answer 500, like a real server
+            log.exception("emulator error")
+            self._error(500, f"emulator internal error: {err}")
+
+    # --- validation -------------------------------------------------------------------
+    def _datastack(self, ds: str) -> None:
+        if ds != self.server.datastack:
+            raise QueryError(404, f"datastack {ds!r} not found")
+
+    def _version(self, ds: str, v: str, *, allow_expired: bool = False) -> int:
+        self._datastack(ds)
+        try:
+            number = int(v)
+        except ValueError as err:
+            raise QueryError(400, f"version must be an integer, got {v!r}") from err
+        if number not in cat.VERSION_INDEX:
+            raise QueryError(404, f"version {number} of {ds} does not exist")
+        if cat.VERSIONS[cat.VERSION_INDEX[number]].expired and not allow_expired:
+            raise QueryError(
+                410, f"version {number} of {ds} has expired: served only as static dumps"
+            )
+        return number
+
+    def _table(self, v: int, t: str) -> str:
+        if t not in cat.tables_in(v):
+            raise QueryError(404, f"table {t!r} does not exist in version {v}")
+        return t
+
+    # --- routes -----------------------------------------------------------------------
+    def info_version(self, q, raw) -> None:
+        self._json(cat.INFO_VERSION)
+
+    def datastacks(self, q, raw) -> None:
+        self._json([self.server.datastack])
+
+    def datastack_info(self, q, raw, ds) -> None:
+        self._datastack(ds)
+        self._json(cat.datastack_info(self.server.base_url, ds))
+
+    def api_versions(self, q, raw) -> None:
+        self._json([2, 3])
+
+    def engine_version(self, q, raw) -> None:
+        self._json(cat.SERVER_VERSION)
+
+    def list_versions(self, q, raw, ds) -> None:
+        self._datastack(ds)
+        expired = q.get("expired", ["False"])[0].lower() == "true"
+        self._json([v.number for v in cat.VERSIONS if expired or not v.expired])
+
+    def versions_metadata(self, q, raw, ds) -> None:
+        self._datastack(ds)
+        expired = q.get("expired", ["False"])[0].lower() == "true"
+        self._json([v.metadata(ds) for v in cat.VERSIONS if expired or not v.expired])
+
+    def version_metadata(self, q, raw, ds, v) -> None:
+        number = self._version(ds, v, allow_expired=True)
+        self._json(cat.VERSIONS[cat.VERSION_INDEX[number]].metadata(ds))
+
+    def list_tables(self, q, raw, ds, v) -> None:
+        self._json(cat.tables_in(self._version(ds, v)))
+
+    def table_metadata(self, q, raw, ds, v, t) -> None:
+        number = self._version(ds, v)
+        self._json(cat.table_metadata(self._table(number, t), number, ds))
+
+    def table_count(self, q, raw, ds, v, t) -> None:
+        number = self._version(ds, v)
+        self._json(self.server.engine.count(number, self._table(number, t)))
+
+    def simple_query(self, q, raw, ds, v, t) -> None:
+        number = self._version(ds, v)
+        self._query(number, [self._table(number, t)], raw)
+
+    def join_query(self, q, raw, ds, v) -> None:
+        number = self._version(ds, v)
+        body = self._body(raw)
+        tables = body.get("tables") or []
+        for entry in tables:
+            self._table(number, entry[0])
+        if body.get("suffix_map") is None and len(tables) > 1:
+            raise QueryError(400, "join queries need a suffix_map (API v3)")
+        self._query(number, tables, raw, body)
+
+    def _body(self, raw: bytes) -> dict:
+        try:
+            return json.loads(raw or b"{}")
+        except json.JSONDecodeError as err:
+            raise QueryError(400, f"query body is not JSON: {err}") from err
+
+    def _query(self, version: int, tables: list, raw: bytes, body: dict | None = None) -> None:
+        body = self._body(raw) if body is None else body
+        stats = self.server.stats
+        stats.enter_query()
+        try:
+            result = self.server.engine.query(version, tables, body, self.server.row_cap)
+            sink = io.BytesIO()
+            options = pa.ipc.IpcWriteOptions(compression="zstd")
+            with pa.ipc.new_stream(sink, result.table.schema, options=options) as writer:
+                writer.write_table(result.table)
+            vx, vy, vz = cat.VOXEL_RESOLUTION
+            headers = {"dataframe_resolution": f"{vx}, {vy}, {vz}"}
+            if result.limited_to is not None:
+                headers["Warning"] = f'201 - "Limited query to {result.limited_to} rows'
+            self._send(200, sink.getvalue(), "data.arrow", headers)
+        finally:
+            stats.leave_query()
+
+
+_ROUTES = [
+    (re.compile(p), verb, handler)
+    for p, verb, handler in [
+        (r"/info/version", "GET", _Handler.info_version),
+        (r"/info/api/v2/datastacks", "GET", _Handler.datastacks),
+        (rf"/info/api/v2/datastack/full/{_DS}", "GET", _Handler.datastack_info),
+        (r"/materialize/api/versions", "GET", _Handler.api_versions),
+        (r"/materialize/version", "GET", _Handler.engine_version),
+        (rf"{M3}/versions", "GET", _Handler.list_versions),
+        (rf"{M3}/metadata", "GET", _Handler.versions_metadata),
+        (rf"{M3}/version/{_V}", "GET", _Handler.version_metadata),
+        (rf"{M2}/version/{_V}/tables", "GET", _Handler.list_tables),
+        (rf"{M3}/version/{_V}/table/{_T}/metadata", "GET", _Handler.table_metadata),
+        (rf"{M2}/version/{_V}/table/{_T}/count", "GET", _Handler.table_count),
+        (rf"{M3}/version/{_V}/table/{_T}/query", "POST", _Handler.simple_query),
+        (rf"{M3}/version/{_V}/query", "POST", _Handler.join_query),
+    ]
+]
