@@ -1,0 +1,328 @@
+"""`CaveConnection`: every call this project makes to CAVE, through the real caveclient.
+
+Builds one `CAVEclient` lazily, hardens its sessions (see `http.py`), retries failures that
+urllib3 cannot (a body cut mid-stream, a client that fell back to API v2), and turns HTTP errors
+into `errors.py` errors that say what to do. Versions are always passed explicitly, never set on
+the shared client, so concurrent queries for different versions cannot interfere.
+No Dagster imports: the Dagster resource wraps this class.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import requests
+import tenacity
+
+from microns_assets.cave import errors
+from microns_assets.cave.http import (
+    RETRY_STATUSES,
+    HttpPolicy,
+    harden_session,
+    reset_row_cap_warning,
+    row_cap_warning,
+)
+
+if TYPE_CHECKING:
+    from caveclient import CAVEclient
+
+log = logging.getLogger(__name__)
+
+GLOBAL_SERVER = "https://global.daf-apis.com"
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class _ApiFallback(RuntimeError):
+    """caveclient silently fell back to materialization API v2 (its version probe failed)."""
+
+
+def _is_transient(err: BaseException) -> bool:
+    if isinstance(err, requests.HTTPError):
+        status = err.response.status_code if err.response is not None else None
+        return status in RETRY_STATUSES or status is None
+    return isinstance(err, (*_TRANSIENT, _ApiFallback))
+
+
+@dataclass(frozen=True)
+class CaveSettings:
+    """Where CAVE is and how to talk to it. `token` is never printed (`repr=False`)."""
+
+    datastack: str
+    server_address: str = GLOBAL_SERVER
+    token: str | None = field(default=None, repr=False)
+    http: HttpPolicy = HttpPolicy()
+    call_attempts: int = 4
+    call_wait_max_s: float = 30.0
+    row_cap: int = 200_000
+
+
+@dataclass
+class QueryResult:
+    """One query's rows, and whether the server's row cap cut them."""
+
+    frame: pd.DataFrame
+    truncated: bool
+    warning: str | None
+    elapsed_s: float
+
+
+class CaveConnection:
+    """A connection to one CAVE datastack; safe to share between threads."""
+
+    def __init__(self, settings: CaveSettings) -> None:
+        self.settings = settings
+        self._client: CAVEclient | None = None
+        self._lock = threading.Lock()
+        self._versions: dict[bool, list[int]] = {}
+
+    # --- plumbing ---------------------------------------------------------------------
+    def _call(self, what: str, fn, *args, attempts: int | None = None, **kwargs):
+        s = self.settings
+        attempts = attempts or s.call_attempts
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_is_transient),
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential_jitter(initial=0.5, max=s.call_wait_max_s),
+            before_sleep=lambda rs: log.warning(
+                "%s failed (%s); attempt %d of %d",
+                what,
+                rs.outcome.exception(),
+                rs.attempt_number,
+                attempts,
+            ),
+            reraise=True,
+        )
+        try:
+            return retrying(fn, *args, **kwargs)
+        except requests.HTTPError as err:
+            raise self._translate(what, err) from err
+        except (*_TRANSIENT, _ApiFallback) as err:
+            raise errors.CaveUnavailableError(
+                f"{what}: CAVE at {s.server_address} kept failing after {attempts} "
+                f"attempts, each with up to {s.http.retries} HTTP retries ({err}). Check the "
+                "server address and your network; the asset's retry policy will try again."
+            ) from err
+
+    def _translate(self, what: str, err: requests.HTTPError) -> errors.CaveError:
+        status = err.response.status_code if err.response is not None else None
+        detail = _server_message(err)
+        if status in (401, 403):
+            return errors.CaveAuthError(
+                f"{what}: CAVE at {self.settings.server_address} refused access (HTTP {status}: "
+                f"{detail}). {errors.TOKEN_HELP}"
+            )
+        if status == 410:
+            return errors.ExpiredVersionError(f"{what}: {detail}")
+        if status in RETRY_STATUSES or (status is not None and status >= 500):
+            return errors.CaveUnavailableError(f"{what}: server error HTTP {status}: {detail}")
+        return errors.CaveQueryError(f"{what}: HTTP {status}: {detail}")
+
+    @property
+    def client(self) -> CAVEclient:
+        """The shared CAVEclient, built on first use.
+
+        Building it makes a few requests on caveclient's own sessions, before ours can be
+        hardened; each stage is therefore retried on its own, with more attempts.
+        """
+        with self._lock:
+            if self._client is None:
+                what = f"connecting to datastack {self.settings.datastack!r}"
+                attempts = max(12, self.settings.call_attempts)
+                client = self._call(what, self._build_client, attempts=attempts)
+                self._call(what, self._build_materialize, client, attempts=attempts)
+                self._client = client
+            return self._client
+
+    def _build_client(self) -> CAVEclient:
+        from caveclient import CAVEclient  # heavy import, kept off the definitions' load path
+
+        s = self.settings
+        try:
+            client = CAVEclient(
+                s.datastack,
+                server_address=s.server_address,
+                auth_token=s.token,
+                write_server_cache=False,
+                max_retries=s.http.retries,
+            )
+        except requests.HTTPError as err:
+            if err.response is not None and err.response.status_code == 404:
+                raise errors.UnknownDatastackError(self._unknown_datastack_message()) from err
+            raise
+        harden_session(client.info.session, s.http)
+        return client
+
+    def _build_materialize(self, client: CAVEclient) -> None:
+        client._materialize = None  # a failed attempt may have left a v2 client behind
+        if client.materialize.api_version != 3:
+            raise _ApiFallback("the materialization API version probe failed")
+        harden_session(client.materialize.session, self.settings.http)
+
+    def _unknown_datastack_message(self) -> str:
+        s = self.settings
+        known = "unknown"
+        try:
+            headers = {"Authorization": f"Bearer {s.token}"} if s.token else {}
+            r = requests.get(
+                f"{s.server_address}/info/api/v2/datastacks",
+                headers=headers,
+                timeout=(s.http.connect_timeout_s, 30),
+            )
+            if r.ok:
+                known = ", ".join(sorted(r.json()))
+        except requests.RequestException:
+            pass
+        return (
+            f"CAVE at {s.server_address} has no datastack {s.datastack!r}. Datastacks there: "
+            f"{known}. Set MICRONS_DATASTACK (or the resource's `datastack`) to one of them."
+        )
+
+    # --- catalogue --------------------------------------------------------------------
+    def versions(self, expired: bool = False) -> list[int]:
+        """Versions the server lists, ascending (expired ones too if `expired`)."""
+        mat = self.client.materialize
+        listed = self._call("listing versions", mat.get_versions, expired=expired)
+        return sorted(int(v) for v in listed)
+
+    def versions_metadata(self, expired: bool = True) -> list[dict]:
+        """Metadata of every listed version (timestamps, expiry), ascending by version."""
+        mat = self.client.materialize
+        meta = self._call("listing version metadata", mat.get_versions_metadata, expired=expired)
+        return sorted(meta, key=lambda m: int(m["version"]))
+
+    def check_version(self, version: object, *, allow_expired: bool = False) -> int:
+        """Validate a version: an int the server lists and, unless allowed, not expired."""
+        given = version
+        if isinstance(version, bool) or not isinstance(version, int):
+            try:
+                version = int(str(version))
+            except ValueError:
+                version = None
+        all_versions = self.versions(expired=True)
+        if version is None or version not in all_versions:
+            raise errors.UnknownVersionError(
+                f"Materialization version {given!r} is not served by datastack "
+                f"{self.settings.datastack!r}. Available versions: {all_versions} "
+                f"(current: {self.versions(expired=False)})."
+            )
+        if not allow_expired and version not in self.versions(expired=False):
+            raise errors.ExpiredVersionError(
+                f"Version {version} of {self.settings.datastack!r} has expired: CAVE serves it "
+                "only as static CSV dumps, which this pipeline does not read yet. Use a current "
+                f"version: {self.versions(expired=False)}."
+            )
+        return int(version)
+
+    def version_metadata(self, version: int) -> dict:
+        """The server's record of one version (`time_stamp`, `expires_on`, ...)."""
+        mat = self.client.materialize
+        return self._call(
+            f"reading metadata of version {version}", mat.get_version_metadata, version=version
+        )
+
+    def tables(self, version: int) -> list[str]:
+        """Tables published in `version`."""
+        mat = self.client.materialize
+        return sorted(self._call(f"listing tables of version {version}", mat.get_tables, version=version))
+
+    def check_table(self, version: int, table: str) -> str:
+        """Validate that `table` exists in `version`."""
+        tables = self.tables(version)
+        if table not in tables:
+            raise errors.UnknownTableError(
+                f"Table {table!r} does not exist in version {version} of "
+                f"{self.settings.datastack!r}. Tables there: {tables}. Fix the table name for "
+                "this version in microns_assets/config/versions.yaml."
+            )
+        return table
+
+    def table_metadata(self, version: int, table: str) -> dict:
+        """The server's metadata of a table in a version."""
+        mat = self.client.materialize
+        return self._call(
+            f"reading metadata of table {table!r} (v{version})",
+            mat.get_table_metadata,
+            table,
+            version=version,
+            log_warning=False,
+        )
+
+    def datastack_info(self) -> dict:
+        """The datastack's info record (synapse table, voxel resolution, ...)."""
+        return self._call("reading datastack info", self.client.info.get_datastack_info)
+
+    def count(self, version: int, table: str) -> int:
+        """Row count of a table as the server reports it."""
+        mat = self.client.materialize
+        return int(
+            self._call(
+                f"counting rows of {table!r} (v{version})",
+                mat.get_annotation_count,
+                table,
+                version=version,
+            )
+        )
+
+    # --- queries ----------------------------------------------------------------------
+    def query(
+        self,
+        version: int,
+        table: str,
+        *,
+        filter_in: dict | None = None,
+        filter_out: dict | None = None,
+        filter_equal: dict | None = None,
+        filter_greater_equal: dict | None = None,
+        filter_less: dict | None = None,
+        select_columns: list[str] | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """One `query_table` call (positions split); reports whether the row cap cut it."""
+        mat = self.client.materialize
+
+        def once() -> tuple[pd.DataFrame, str | None]:
+            reset_row_cap_warning()
+            frame = mat.query_table(
+                table,
+                filter_in_dict=filter_in,
+                filter_out_dict=filter_out,
+                filter_equal_dict=filter_equal,
+                filter_greater_equal_dict=filter_greater_equal,
+                filter_less_dict=filter_less,
+                select_columns=select_columns,
+                limit=limit,
+                split_positions=True,
+                materialization_version=version,
+                metadata=False,
+                log_warning=False,
+            )
+            return frame, row_cap_warning()
+
+        start = time.perf_counter()
+        frame, warning = self._call(f"querying {table!r} (v{version})", once)
+        cap = min(limit, self.settings.row_cap) if limit else self.settings.row_cap
+        truncated = warning is not None or len(frame) >= cap
+        return QueryResult(frame, truncated, warning, time.perf_counter() - start)
+
+
+def _server_message(err: requests.HTTPError) -> str:
+    response = err.response
+    if response is None:
+        return str(err)
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            return str(body.get("message") or body.get("error") or body)
+        return str(body)
+    except ValueError:
+        return response.text[:300] or response.reason or ""

@@ -1,0 +1,114 @@
+"""HTTP behaviour of our CAVE sessions: timeouts, urllib3 retries, and row-cap warning capture.
+
+caveclient builds a `requests.Session` per service with no timeout and a narrow retry policy
+(502/503/504, 3 tries, 0.1 s backoff). `harden_session` mounts an adapter with our timeouts and
+retry policy (bodies cut mid-stream included), and a response hook that records the server's row-cap `Warning` header per thread
+(caveclient only logs it), so a capped result is detected rather than silently stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+#: Statuses worth retrying: gateway errors, overload, rate limiting.
+RETRY_STATUSES = (429, 502, 503, 504)
+ROW_CAP_WARNING = "Limited query to"
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Timeouts and urllib3-level retries for every request to CAVE."""
+
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 300.0
+    retries: int = 6
+    backoff_factor_s: float = 0.5
+    backoff_max_s: float = 60.0
+
+    def retry(self) -> Retry:
+        """The urllib3 policy: statuses above, connect errors and reads that fail early."""
+        return Retry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            backoff_factor=self.backoff_factor_s,
+            backoff_max=self.backoff_max_s,
+            backoff_jitter=self.backoff_factor_s / 2,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+
+
+class _HardenedAdapter(HTTPAdapter):
+    """Default timeouts, and retries of bodies cut mid-stream (urllib3 retries end at headers)."""
+
+    def __init__(self, policy: HttpPolicy, **kwargs) -> None:
+        self._policy = policy
+        super().__init__(max_retries=policy.retry(), **kwargs)
+
+    def send(self, request, **kwargs):  # noqa: D102
+        p = self._policy
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = (p.connect_timeout_s, p.read_timeout_s)
+        for attempt in range(p.retries + 1):
+            response = super().send(request, **kwargs)
+            if kwargs.get("stream"):
+                return response
+            try:
+                _ = response.content  # read here, where a cut body can still be retried
+                return response
+            except _BODY_ERRORS:
+                response.close()
+                if attempt == p.retries:
+                    raise
+                time.sleep(min(p.backoff_max_s, p.backoff_factor_s * 2**attempt))
+        raise AssertionError("unreachable")
+
+
+_BODY_ERRORS = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    requests.exceptions.ConnectionError,
+)
+
+
+_warnings = threading.local()
+
+
+def _record_warning(response: requests.Response, *args, **kwargs) -> requests.Response:
+    warning = response.headers.get("Warning")
+    if warning and ROW_CAP_WARNING in warning:
+        _warnings.row_cap = warning
+    return response
+
+
+def reset_row_cap_warning() -> None:
+    """Forget this thread's last row-cap warning (call before a query)."""
+    _warnings.row_cap = None
+
+
+def row_cap_warning() -> str | None:
+    """The row-cap `Warning` header of this thread's last query, if the server sent one."""
+    return getattr(_warnings, "row_cap", None)
+
+
+def harden_session(session: requests.Session, policy: HttpPolicy, pool_size: int = 16) -> None:
+    """Give a caveclient service session our timeouts, retries and warning hook."""
+    adapter = _HardenedAdapter(
+        policy,
+        pool_connections=pool_size,
+        pool_maxsize=pool_size,
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if _record_warning not in session.hooks["response"]:
+        session.hooks["response"].append(_record_warning)

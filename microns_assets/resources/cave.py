@@ -1,0 +1,131 @@
+"""`CaveResource`: the one Dagster resource through which every asset reaches CAVE.
+
+Configuration and lifecycle only; the calls themselves live in `microns_assets.cave`. With
+`server_address="embedded"` the resource starts the CAVE emulator in-process for the run.
+"""
+
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from microns_assets.cave import GLOBAL_SERVER, CaveConnection, CaveSettings, HttpPolicy
+from microns_assets.cave.errors import CaveError
+from microns_assets.config import ConfigError, RetrySettings
+from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
+
+EMBEDDED = "embedded"
+
+
+class CaveResource(dg.ConfigurableResource):
+    """Access to one CAVE datastack through caveclient, with timeouts and retries."""
+
+    datastack: str = Field("minnie65_public", description="CAVE datastack name.")
+    server_address: str = Field(
+        GLOBAL_SERVER,
+        description="CAVE global server URL, or `embedded` to start the synthetic emulator.",
+    )
+    token_env_var: str = Field(
+        "CAVE_TOKEN", description="Environment variable holding the CAVE token (never logged)."
+    )
+    connect_timeout_s: float = Field(10.0, description="TCP connect timeout per request.")
+    read_timeout_s: float = Field(300.0, description="Read timeout per request.")
+    http_retries: int = Field(
+        6, description="Retries per request: 429/502/503/504, resets, timeouts, cut bodies."
+    )
+    backoff_factor_s: float = Field(0.5, description="Exponential backoff base between retries.")
+    call_attempts: int = Field(4, description="Attempts per CAVE call once HTTP retries fail.")
+    row_cap: int = Field(
+        200_000, description="The server's QUERY_LIMIT_SIZE: a result this long is capped."
+    )
+    emulator_scale: str = Field("small", description="Emulator size when embedded.")
+    emulator_seed: int = Field(0, description="Emulator world seed when embedded.")
+
+    _connection: CaveConnection | None = PrivateAttr(None)
+    _emulator: object | None = PrivateAttr(None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Start the emulator if embedded; connect lazily on first call."""
+        address = self.server_address
+        if address == EMBEDDED:
+            if self.datastack != SYNTHETIC_DATASTACK:
+                raise dg.Failure(
+                    f"The embedded emulator serves only {SYNTHETIC_DATASTACK!r}, not "
+                    f"{self.datastack!r}. Unset MICRONS_DATASTACK or point MICRONS_CAVE_SERVER "
+                    "at a real CAVE server.",
+                    allow_retries=False,
+                )
+            from microns_assets.emulator import Emulator
+
+            self._emulator = Emulator(scale=self.emulator_scale, seed=self.emulator_seed).start()
+            address = self._emulator.url
+        policy = HttpPolicy(
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            retries=self.http_retries,
+            backoff_factor_s=self.backoff_factor_s,
+        )
+        token = os.environ.get(self.token_env_var) or None
+        self._connection = CaveConnection(
+            CaveSettings(
+                datastack=self.datastack,
+                server_address=address,
+                token=token,
+                http=policy,
+                call_attempts=self.call_attempts,
+                row_cap=self.row_cap,
+            )
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Stop the embedded emulator, if any."""
+        if self._emulator is not None:
+            self._emulator.stop()
+            self._emulator = None
+
+    @property
+    def connection(self) -> CaveConnection:
+        """The live connection (only inside a run)."""
+        if self._connection is None:
+            raise RuntimeError("CaveResource used outside of a run (setup_for_execution not run)")
+        return self._connection
+
+    @property
+    def effective_server(self) -> str:
+        """The server actually talked to (the emulator's URL when embedded)."""
+        return self.connection.settings.server_address
+
+
+def retry_request(retry: RetrySettings, retry_number: int) -> dg.RetryRequested:
+    """Ask Dagster to re-run the step, with the version's exponential backoff and jitter."""
+    policy = dg.RetryPolicy(
+        max_retries=retry.max_retries,
+        delay=retry.delay_s,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
+    wait = max(0.0, policy.calculate_delay(retry_number + 1))
+    return dg.RetryRequested(max_retries=retry.max_retries, seconds_to_wait=wait)
+
+
+@contextmanager
+def cave_errors_as_failures(
+    context: dg.AssetExecutionContext, retry: RetrySettings | None = None
+) -> Iterator[None]:
+    """Turn CAVE and config errors into Dagster outcomes.
+
+    Errors retrying cannot fix fail the step at once (`Failure(allow_retries=False)`); an
+    unavailable server asks for a retry with the version's policy, until its attempts run out.
+    """
+    try:
+        yield
+    except CaveError as err:
+        if err.retryable and retry is not None and context.retry_number < retry.max_retries:
+            context.log.warning(f"CAVE unavailable, retrying the step: {err}")
+            raise retry_request(retry, context.retry_number) from err
+        raise dg.Failure(description=str(err), allow_retries=False) from err
+    except ConfigError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from err

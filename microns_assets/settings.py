@@ -1,0 +1,49 @@
+"""Settings read from the environment: which CAVE, which datastack, where the data goes.
+
+| variable              | meaning                                           | default                    |
+|-----------------------|---------------------------------------------------|----------------------------|
+| `MICRONS_CAVE_SERVER` | CAVE global server URL, or `embedded` (emulator)  | https://global.daf-apis.com|
+| `MICRONS_DATASTACK`   | datastack name                                    | `minnie65_public`; `minnie65_synthetic` when embedded |
+| `MICRONS_DATA_DIR`    | root of the Parquet files (local path or URL)     | `./data`                   |
+| `CAVE_TOKEN`          | CAVE API token (read at run time, never logged)   | none                       |
+
+Plain Python: read once when the definitions are built; reading them does no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from microns_assets.cave import GLOBAL_SERVER
+from microns_assets.emulator.catalog import DATASTACK as SYNTHETIC_DATASTACK
+
+ENV_SERVER = "MICRONS_CAVE_SERVER"
+ENV_DATASTACK = "MICRONS_DATASTACK"
+ENV_DATA_DIR = "MICRONS_DATA_DIR"
+ENV_TOKEN = "CAVE_TOKEN"
+EMBEDDED = "embedded"
+PUBLIC_DATASTACK = "minnie65_public"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings; `from_env` fills the defaults."""
+
+    server: str
+    datastack: str
+    data_dir: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Settings from environment variables, with the documented defaults."""
+        server = environ.get(ENV_SERVER) or GLOBAL_SERVER
+        default_ds = SYNTHETIC_DATASTACK if server == EMBEDDED else PUBLIC_DATASTACK
+        data_dir = environ.get(ENV_DATA_DIR) or str(Path("data").resolve())
+        return cls(
+            server=server.rstrip("/"),
+            datastack=environ.get(ENV_DATASTACK) or default_ds,
+            data_dir=data_dir,
+        )

@@ -1,0 +1,101 @@
+"""Reading and writing one asset partition as a zstd Parquet file with provenance.
+
+Layout: `<data_dir>/<datastack>/v<version>/<asset path>.parquet`, chunked assets one folder of
+`<chunk>.parquet` files. Writes go to a hidden temporary name and are renamed into place, so a
+killed write never leaves a file that looks complete. Provenance (a JSON object) is stored in
+the Parquet key-value metadata under `microns_assets` and comes back in `DataFrame.attrs`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+PROVENANCE_KEY = b"microns_assets"
+
+
+class MissingDataError(FileNotFoundError):
+    """The file of an asset partition does not exist (it was never materialized)."""
+
+
+class CorruptFileError(ValueError):
+    """A file exists but cannot be read as Parquet: truncated, overwritten or not ours."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write produced."""
+
+    path: UPath
+    rows: int
+    bytes: int
+
+
+def asset_path(
+    data_dir: str, datastack: str, version: int | str, asset: list[str], chunk: str | None = None
+) -> UPath:
+    """Where an asset partition lives."""
+    base = UPath(data_dir) / datastack / f"v{version}"
+    if chunk is None:
+        *folders, name = asset
+        return base.joinpath(*folders, f"{name}.parquet")
+    return base.joinpath(*asset, f"{chunk}.parquet")
+
+
+def write_frame(frame: pd.DataFrame, path: UPath, provenance: dict) -> Written:
+    """Write `frame` atomically to `path`, with `provenance` in the file's metadata."""
+    view = frame.copy(deep=False)
+    view.attrs = {}  # provenance goes under our own key, not pandas' `attributes`
+    table = pa.Table.from_pandas(view, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with tmp.open("wb") as f:
+            pq.write_table(table, f, compression="zstd")
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return Written(path, table.num_rows, path.stat().st_size)
+
+
+def _open_parquet(path: UPath) -> pq.ParquetFile:
+    if not path.exists():
+        raise MissingDataError(f"{path} does not exist")
+    try:
+        return pq.ParquetFile(path.open("rb"))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise CorruptFileError(
+            f"{path} is not a readable Parquet file ({err}). Delete it and materialize that "
+            "partition again."
+        ) from err
+
+
+def read_provenance(path: UPath) -> dict:
+    """The provenance stored in a file (empty if the file carries none)."""
+    raw = (_open_parquet(path).schema_arrow.metadata or {}).get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a file back with its dtypes; provenance goes to `frame.attrs["provenance"]`."""
+    file = _open_parquet(path)
+    try:
+        table = file.read(columns=columns)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise CorruptFileError(
+            f"{path} is damaged ({err}). Delete it and materialize that partition again."
+        ) from err
+    frame = table.to_pandas()
+    raw = (table.schema.metadata or {}).get(PROVENANCE_KEY)
+    frame.attrs["provenance"] = json.loads(raw) if raw else {}
+    return frame
