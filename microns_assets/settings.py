@@ -1,11 +1,11 @@
 """Settings read from the environment: which CAVE, which datastack, where the data goes.
 
-| variable              | meaning                                           | default                    |
-|-----------------------|---------------------------------------------------|----------------------------|
-| `MICRONS_CAVE_SERVER` | CAVE global server URL, or `embedded` (emulator)  | https://global.daf-apis.com|
-| `MICRONS_DATASTACK`   | datastack name                                    | `minnie65_public`; `minnie65_synthetic` when embedded |
-| `MICRONS_DATA_DIR`    | root of the Parquet files (local path or URL)     | `./data`                   |
-| `CAVE_TOKEN`          | CAVE API token (read at run time, never logged)   | none                       |
+- `MICRONS_CAVE_SERVER`: CAVE global server URL, or `embedded` for the in-process emulator.
+  Default `https://global.daf-apis.com`.
+- `MICRONS_DATASTACK`: datastack name. Default `minnie65_public`, or `minnie65_synthetic` when
+  the server is `embedded`.
+- `MICRONS_DATA_DIR`: root of the Parquet files, a local path or an fsspec URL. Default `./data`.
+- `CAVE_TOKEN`: CAVE API token, read by the resource at run time and never logged.
 
 Plain Python: read once when the definitions are built; reading them does no I/O.
 """

@@ -1,5 +1,4 @@
-"""Complete answers under a row cap: split a query by ranges of an integer key until no piece
-is capped.
+"""Complete answers under a row cap: split by ranges of an integer key until no piece is capped.
 
 The server cuts results at its row cap without failing and returns rows in no fixed order, so
 `offset` paging is unsafe. Instead a capped range `[lo, hi)` of the key is split at the median

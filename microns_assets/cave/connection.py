@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -60,7 +61,7 @@ class CaveSettings:
     datastack: str
     server_address: str = GLOBAL_SERVER
     token: str | None = field(default=None, repr=False)
-    http: HttpPolicy = HttpPolicy()
+    http: HttpPolicy = field(default_factory=HttpPolicy)
     call_attempts: int = 4
     call_wait_max_s: float = 30.0
     row_cap: int = 200_000
@@ -103,7 +104,10 @@ class CaveConnection:
             reraise=True,
         )
         try:
-            return retrying(fn, *args, **kwargs)
+            with warnings.catch_warnings():
+                # caveclient turns a null `expires_on` into Timestamp.max and warns about it
+                warnings.filterwarnings("ignore", "Discarding nonzero nanoseconds")
+                return retrying(fn, *args, **kwargs)
         except requests.HTTPError as err:
             raise self._translate(what, err) from err
         except (*_TRANSIENT, _ApiFallback) as err:
@@ -233,7 +237,9 @@ class CaveConnection:
     def tables(self, version: int) -> list[str]:
         """Tables published in `version`."""
         mat = self.client.materialize
-        return sorted(self._call(f"listing tables of version {version}", mat.get_tables, version=version))
+        return sorted(
+            self._call(f"listing tables of version {version}", mat.get_tables, version=version)
+        )
 
     def check_table(self, version: int, table: str) -> str:
         """Validate that `table` exists in `version`."""

@@ -2,8 +2,9 @@
 
 caveclient builds a `requests.Session` per service with no timeout and a narrow retry policy
 (502/503/504, 3 tries, 0.1 s backoff). `harden_session` mounts an adapter with our timeouts and
-retry policy (bodies cut mid-stream included), and a response hook that records the server's row-cap `Warning` header per thread
-(caveclient only logs it), so a capped result is detected rather than silently stored.
+retry policy (bodies cut mid-stream included), and a response hook that records the server's
+row-cap `Warning` header per thread (caveclient only logs it), so a capped result is detected
+rather than silently stored.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class _HardenedAdapter(HTTPAdapter):
         self._policy = policy
         super().__init__(max_retries=policy.retry(), **kwargs)
 
-    def send(self, request, **kwargs):  # noqa: D102
+    def send(self, request, **kwargs):
         p = self._policy
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (p.connect_timeout_s, p.read_timeout_s)

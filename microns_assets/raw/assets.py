@@ -4,7 +4,6 @@ The CAVE table behind a role comes from `versions.yaml`; rows come through `Cave
 `fetch_complete`, so a result the server capped is split and re-queried, never stored.
 """
 
-
 import dagster as dg
 import pandas as pd
 
@@ -64,8 +63,10 @@ def _fetch(context: dg.AssetExecutionContext, cave: CaveResource, role: str) -> 
         conn,
         version,
         table,
-        on_query=lambda r: queries.append(r)
-        or context.log.debug(f"{table}: {len(r.frame)} rows, capped={r.truncated}"),
+        on_query=lambda r: (
+            queries.append(r)
+            or context.log.debug(f"{table}: {len(r.frame)} rows, capped={r.truncated}")
+        ),
     )
     frame = result.frame
     try:

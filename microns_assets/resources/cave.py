@@ -4,7 +4,6 @@ Configuration and lifecycle only; the calls themselves live in `microns_assets.c
 `server_address="embedded"` the resource starts the CAVE emulator in-process for the run.
 """
 
-
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -1,6 +1,5 @@
 """`ParquetIOManager`: the one place assets are stored and loaded (see `storage/parquet.py`)."""
 
-
 import dagster as dg
 import pandas as pd
 from upath import UPath

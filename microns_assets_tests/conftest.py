@@ -1,0 +1,49 @@
+"""Shared fixtures: one emulator per session on a real loopback socket, reset between tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from microns_assets.cave import CaveConnection, CaveSettings, HttpPolicy
+from microns_assets.emulator import Emulator, Faults
+
+#: Fast retries for tests: same code paths, shorter sleeps.
+FAST_HTTP = HttpPolicy(connect_timeout_s=5, read_timeout_s=60, retries=6, backoff_factor_s=0.01)
+
+
+@pytest.fixture(scope="session")
+def emulator_cache(tmp_path_factory: pytest.TempPathFactory):
+    """A private world cache, so tests never depend on (or write) the user's cache."""
+    return tmp_path_factory.mktemp("emulator-cache")
+
+
+@pytest.fixture(scope="session")
+def session_emulator(emulator_cache) -> Iterator[Emulator]:
+    with Emulator(scale="small", seed=0, cache_dir=emulator_cache) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator(session_emulator: Emulator) -> Iterator[Emulator]:
+    """The session emulator, with row cap, faults, token and counters reset after each test."""
+    server = session_emulator.server
+    yield session_emulator
+    server.row_cap = 200_000
+    server.faults = Faults()
+    server.token = None
+    server.stats.reset()
+
+
+def connect(emu: Emulator, **overrides) -> CaveConnection:
+    """A connection to the emulator with fast test retries."""
+    settings = {"datastack": emu.datastack, "server_address": emu.url, "http": FAST_HTTP}
+    settings.update(overrides)
+    return CaveConnection(CaveSettings(**settings))
+
+
+@pytest.fixture(autouse=True)
+def _quiet_caveclient() -> None:
+    logging.getLogger("caveclient").setLevel(logging.ERROR)
