@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import dagster as dg
 import pytest
 
 from microns_assets.cave import CaveConnection, CaveSettings, HttpPolicy
@@ -35,6 +36,14 @@ def emulator(session_emulator: Emulator) -> Iterator[Emulator]:
     server.faults = Faults()
     server.token = None
     server.stats.reset()
+
+
+@pytest.fixture
+def dagster_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance (sqlite storage) in its own temp dir."""
+    home = tmp_path_factory.mktemp("dagster-home")
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
 
 
 def connect(emu: Emulator, **overrides) -> CaveConnection:

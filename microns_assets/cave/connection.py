@@ -87,13 +87,22 @@ class CaveConnection:
         self._versions: dict[bool, list[int]] = {}
 
     # --- plumbing ---------------------------------------------------------------------
-    def _call(self, what: str, fn, *args, attempts: int | None = None, **kwargs):
+    def _call(
+        self,
+        what: str,
+        fn,
+        *args,
+        attempts: int | None = None,
+        max_wait_s: float | None = None,
+        **kwargs,
+    ):
         s = self.settings
         attempts = attempts or s.call_attempts
+        max_wait_s = s.call_wait_max_s if max_wait_s is None else max_wait_s
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_is_transient),
             stop=tenacity.stop_after_attempt(attempts),
-            wait=tenacity.wait_exponential_jitter(initial=0.5, max=s.call_wait_max_s),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=max_wait_s),
             before_sleep=lambda rs: log.warning(
                 "%s failed (%s); attempt %d of %d",
                 what,
@@ -109,13 +118,19 @@ class CaveConnection:
                 warnings.filterwarnings("ignore", "Discarding nonzero nanoseconds")
                 return retrying(fn, *args, **kwargs)
         except requests.HTTPError as err:
+            if _is_transient(err):
+                raise self._unavailable(what, attempts, err) from err
             raise self._translate(what, err) from err
         except (*_TRANSIENT, _ApiFallback) as err:
-            raise errors.CaveUnavailableError(
-                f"{what}: CAVE at {s.server_address} kept failing after {attempts} "
-                f"attempts, each with up to {s.http.retries} HTTP retries ({err}). Check the "
-                "server address and your network; the asset's retry policy will try again."
-            ) from err
+            raise self._unavailable(what, attempts, err) from err
+
+    def _unavailable(self, what: str, attempts: int, err: Exception) -> errors.CaveError:
+        s = self.settings
+        return errors.CaveUnavailableError(
+            f"{what}: CAVE at {s.server_address} kept failing after {attempts} attempts, each "
+            f"with up to {s.http.retries} HTTP retries ({_short(err)}). Check the server address "
+            "and your network; the asset's retry policy will try again."
+        )
 
     def _translate(self, what: str, err: requests.HTTPError) -> errors.CaveError:
         status = err.response.status_code if err.response is not None else None
@@ -127,7 +142,7 @@ class CaveConnection:
             )
         if status == 410:
             return errors.ExpiredVersionError(f"{what}: {detail}")
-        if status in RETRY_STATUSES or (status is not None and status >= 500):
+        if status is not None and status >= 500:
             return errors.CaveUnavailableError(f"{what}: server error HTTP {status}: {detail}")
         return errors.CaveQueryError(f"{what}: HTTP {status}: {detail}")
 
@@ -136,14 +151,15 @@ class CaveConnection:
         """The shared CAVEclient, built on first use.
 
         Building it makes a few requests on caveclient's own sessions, before ours can be
-        hardened; each stage is therefore retried on its own, with more attempts.
+        hardened: a body cut mid-stream there is not retried by HTTP. Each stage is therefore
+        retried on its own, three times as often as a call, with short waits (at most 2 s).
         """
         with self._lock:
             if self._client is None:
                 what = f"connecting to datastack {self.settings.datastack!r}"
-                attempts = max(12, self.settings.call_attempts)
-                client = self._call(what, self._build_client, attempts=attempts)
-                self._call(what, self._build_materialize, client, attempts=attempts)
+                retry = {"attempts": 3 * self.settings.call_attempts, "max_wait_s": 2.0}
+                client = self._call(what, self._build_client, **retry)
+                self._call(what, self._build_materialize, client, **retry)
                 self._client = client
             return self._client
 
@@ -319,6 +335,12 @@ class CaveConnection:
         cap = min(limit, self.settings.row_cap) if limit else self.settings.row_cap
         truncated = warning is not None or len(frame) >= cap
         return QueryResult(frame, truncated, warning, time.perf_counter() - start)
+
+
+def _short(err: Exception) -> str:
+    if isinstance(err, requests.HTTPError) and err.response is not None:
+        return f"HTTP {err.response.status_code}: {_server_message(err)}"
+    return str(err)[:300]
 
 
 def _server_message(err: requests.HTTPError) -> str:

@@ -6,6 +6,7 @@ malformed file raises. Nothing here talks to CAVE or imports Dagster.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,8 @@ ROLES: tuple[str, ...] = (
 )
 
 DEFAULT_PATH = "versions.yaml"
+#: Environment variable naming a versions file to use instead of the packaged one.
+ENV_VERSIONS_FILE = "MICRONS_VERSIONS_FILE"
 
 
 class ConfigError(ValueError):
@@ -149,9 +152,13 @@ def parse_versions_config(text: str, source: str) -> VersionsConfig:
     return VersionsConfig(by_version, source)
 
 
-@cache
 def load_versions_config(path: str | None = None) -> VersionsConfig:
-    """Load `versions.yaml` (the packaged one unless `path` names another file)."""
+    """Load the versions file: `path`, else `$MICRONS_VERSIONS_FILE`, else the packaged one."""
+    return _load(path or os.environ.get(ENV_VERSIONS_FILE) or None)
+
+
+@cache
+def _load(path: str | None) -> VersionsConfig:
     if path is None:
         ref = resources.files("microns_assets.config").joinpath(DEFAULT_PATH)
         return parse_versions_config(ref.read_text(), f"microns_assets/config/{DEFAULT_PATH}")

@@ -98,11 +98,21 @@ class CaveHTTPServer(ThreadingHTTPServer):
         self.engine = engine
         self.datastack = datastack
         self.row_cap = row_cap
-        self.faults = faults
         self.token = token
         self.stats = Stats()
-        self._rng = random.Random(faults.seed)
         self._rng_lock = threading.Lock()
+        self.faults = faults
+
+    @property
+    def faults(self) -> Faults:
+        """The fault settings; assigning new ones restarts their seeded draws."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        with self._rng_lock:
+            self._faults = faults
+            self._rng = random.Random(faults.seed)
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,145 @@
+"""`CaveConnection` against the emulator on a real socket: retries, fast failures, row cap."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from microns_assets.cave import CaveConnection, CaveSettings, HttpPolicy, errors, fetch_complete
+from microns_assets.emulator import Faults
+from microns_assets_tests.conftest import connect
+
+NUC = "nucleus_detection_v0"
+CT = "aibs_metamodel_celltypes_v661"
+
+
+def test_survives_bursts_of_503(emulator):
+    emulator.server.faults = Faults(fail_rate=0.5, seed=11)
+    conn = connect(emulator)
+    frame = conn.query(1300, NUC).frame
+    for _ in range(5):
+        frame = conn.query(1300, CT).frame
+    assert len(frame) == len(emulator.ground_truth(1300, CT))
+    assert emulator.server.stats.faults > 3  # faults really happened and were retried
+
+
+def test_survives_connections_dropped_mid_body(emulator):
+    emulator.server.faults = Faults(drop_rate=0.5, seed=12)
+    conn = connect(emulator)
+    for _ in range(10):
+        frame = conn.query(1300, NUC).frame
+        assert len(frame) == emulator.n_nuclei
+    assert emulator.server.stats.faults >= 4
+
+
+def test_unauthorized_fails_fast_and_says_how_to_get_a_token(emulator):
+    emulator.server.token = "s3cret"
+    start = time.perf_counter()
+    with pytest.raises(errors.CaveAuthError) as info:
+        connect(emulator).versions()
+    assert time.perf_counter() - start < 5
+    assert "401" in str(info.value) and "CAVE_TOKEN" in str(info.value)
+    assert emulator.server.stats.requests <= 2  # no retry storm on an auth error
+    assert "s3cret" not in str(info.value)
+
+
+def test_token_is_sent_when_given(emulator):
+    emulator.server.token = "s3cret"
+    conn = connect(emulator, token="s3cret")
+    assert 1300 in conn.versions()
+    assert "s3cret" not in repr(conn.settings)
+
+
+@pytest.mark.parametrize("bad", [999, "abc", 13.5, None])
+def test_unknown_or_non_int_version_lists_the_available_ones(emulator, bad):
+    with pytest.raises(errors.UnknownVersionError) as info:
+        connect(emulator).check_version(bad)
+    assert "1300" in str(info.value) and "1718" in str(info.value)
+
+
+def test_string_version_is_accepted_when_listed(emulator):
+    assert connect(emulator).check_version("1300") == 1300
+
+
+def test_expired_version_fails_with_advice(emulator):
+    conn = connect(emulator)
+    with pytest.raises(errors.ExpiredVersionError, match="static"):
+        conn.check_version(1078)
+    assert conn.check_version(1078, allow_expired=True) == 1078
+
+
+def test_unknown_table_lists_the_tables(emulator):
+    with pytest.raises(errors.UnknownTableError, match="nucleus_detection_v0"):
+        connect(emulator).check_table(1300, "nucleus_detection_v9")
+
+
+def test_unknown_datastack_lists_the_datastacks(emulator):
+    with pytest.raises(errors.UnknownDatastackError, match="minnie65_synthetic"):
+        connect(emulator, datastack="minnie65_nope").versions()
+
+
+def test_server_down_is_unavailable_not_a_hang():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    policy = HttpPolicy(connect_timeout_s=1, read_timeout_s=2, retries=1, backoff_factor_s=0.01)
+    conn = CaveConnection(
+        CaveSettings(
+            "minnie65_synthetic",
+            f"http://127.0.0.1:{port}",
+            http=policy,
+            call_attempts=2,
+            call_wait_max_s=0.1,
+        )
+    )
+    start = time.perf_counter()
+    with pytest.raises(errors.CaveUnavailableError) as info:
+        conn.versions()
+    assert info.value.retryable
+    assert time.perf_counter() - start < 60
+    assert f"127.0.0.1:{port}" in str(info.value)
+
+
+def test_capped_result_is_reported_truncated(emulator):
+    emulator.server.row_cap = 700
+    result = connect(emulator, row_cap=10_000).query(1300, NUC)
+    assert len(result.frame) == 700
+    assert result.truncated and "Limited query to 700 rows" in result.warning
+
+
+def test_row_count_at_the_cap_counts_as_truncated_even_without_warning(emulator):
+    # A deployment with a larger cap than configured is caught by the count alone.
+    result = connect(emulator, row_cap=emulator.n_nuclei).query(1300, NUC)
+    assert result.warning is None and result.truncated
+
+
+@pytest.mark.parametrize("table", [NUC, CT])
+def test_fetch_complete_loses_and_duplicates_nothing_under_a_tiny_cap(emulator, table):
+    emulator.server.row_cap = 250
+    emulator.server.faults = Faults(fail_rate=0.2, drop_rate=0.2, seed=5)
+    result = fetch_complete(connect(emulator, row_cap=250), 1300, table)
+    truth = emulator.ground_truth(1300, table)
+    assert result.capped > 0 and result.queries > result.capped
+    assert result.frame["id"].is_unique
+    assert sorted(result.frame["id"]) == sorted(truth["id"])
+
+
+def test_fetch_complete_with_filters(emulator):
+    emulator.server.row_cap = 100
+    result = fetch_complete(
+        connect(emulator, row_cap=100),
+        1300,
+        CT,
+        filter_equal={"classification_system": "nonneuron"},
+    )
+    truth = emulator.ground_truth(1300, CT)
+    expected = truth[truth["classification_system"] == "nonneuron"]["id"]
+    assert sorted(result.frame["id"]) == sorted(expected)
+
+
+def test_fetch_complete_refuses_a_key_it_cannot_split(emulator):
+    emulator.server.row_cap = 50
+    with pytest.raises(errors.IncompleteResultError, match="valid"):
+        fetch_complete(connect(emulator, row_cap=50), 1300, NUC, key="valid")

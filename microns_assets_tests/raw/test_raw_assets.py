@@ -1,0 +1,176 @@
+"""Raw role assets materialized from the emulator into a temp dir and a real temp instance."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from upath import UPath
+
+from microns_assets.config import ROLES, load_versions_config
+from microns_assets.emulator import Faults
+from microns_assets.partitions import VERSION_DIM
+from microns_assets.raw.assets import raw_assets
+from microns_assets.raw.roles import REQUIRED
+from microns_assets.resources import CaveResource, ParquetIOManager
+from microns_assets.storage import read_frame
+
+
+@pytest.fixture
+def instance(dagster_instance):
+    dagster_instance.add_dynamic_partitions(VERSION_DIM, ["117", "1078", "1300", "1718", "1999"])
+    return dagster_instance
+
+
+def resources(emulator, data_dir, **cave):
+    cave = {"http_retries": 6, "backoff_factor_s": 0.01, **cave}
+    return {
+        "cave": CaveResource(datastack=emulator.datastack, server_address=emulator.url, **cave),
+        "io_manager": ParquetIOManager(data_dir=str(data_dir), datastack=emulator.datastack),
+    }
+
+
+def materialize(emulator, instance, data_dir, version, **cave):
+    return dg.materialize(
+        raw_assets,
+        partition_key=str(version),
+        resources=resources(emulator, data_dir, **cave),
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def by_role(result) -> dict:
+    return {
+        e.materialization.asset_key.path[-1]: e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+
+
+@pytest.mark.parametrize("version", [1300, 1718])
+def test_each_role_gets_its_versions_table(emulator, instance, tmp_path, version):
+    emulator.server.row_cap = 700  # well below the nucleus table: must split, never truncate
+    result = materialize(emulator, instance, tmp_path, version, row_cap=700)
+    assert result.success
+    meta = by_role(result)
+    assert set(meta) == set(ROLES)
+    cfg = load_versions_config().get(version)
+    for role in ROLES:
+        table = cfg.table_for(role)
+        path = UPath(tmp_path) / emulator.datastack / f"v{version}" / "cave_raw" / f"{role}.parquet"
+        frame = read_frame(path)
+        assert meta[role]["path"].value == str(path)
+        assert meta[role]["dagster/row_count"].value == len(frame)
+        prov = frame.attrs["provenance"]
+        assert prov["version"] == version and prov["datastack"] == emulator.datastack
+        assert prov["synthetic"] is True and prov["packages"]["caveclient"]
+        if table is None:
+            assert meta[role]["present"].value is False and len(frame) == 0
+            assert set(REQUIRED[role]) <= set(frame.columns)
+            continue
+        truth = emulator.ground_truth(version, table)
+        assert meta[role]["cave_table"].value == table == prov["cave_table"]
+        assert sorted(frame["id"]) == sorted(truth["id"])  # complete, no duplicates
+        assert "dagster/row_count" in meta[role] and "preview" in meta[role]
+
+
+def test_version_differences_reach_the_files(emulator, instance, tmp_path):
+    for version in (1300, 1718):
+        assert materialize(emulator, instance, tmp_path, version).success
+    base = UPath(tmp_path) / emulator.datastack
+    f1300 = read_frame(base / "v1300/cave_raw/functional_properties.parquet")
+    f1718 = read_frame(base / "v1718/cave_raw/functional_properties.parquet")
+    assert f1300.attrs["provenance"]["cave_table"] == "functional_properties_v3_bcm"
+    assert f1718.attrs["provenance"]["cave_table"] == "digital_twin_properties_bcm_coreg_v4"
+    assert f1300["pref_ori"].max() <= 3.1416 < f1718["pref_ori"].max()  # radians vs degrees
+    assert len(read_frame(base / "v1300/cave_raw/cell_type_corrections.parquet")) == 0
+    assert len(read_frame(base / "v1718/cave_raw/cell_type_corrections.parquet")) > 0
+
+
+def test_int64_root_ids_are_stored_exactly(emulator, instance, tmp_path):
+    assert materialize(emulator, instance, tmp_path, 1300).success
+    stored = read_frame(UPath(tmp_path) / emulator.datastack / "v1300/cave_raw/nucleus.parquet")
+    truth = emulator.ground_truth(1300, "nucleus_detection_v0")
+    merged = stored.merge(truth, on="id", suffixes=("", "_truth"))
+    assert len(merged) == len(truth)
+    assert stored["pt_root_id"].dtype == "Int64"
+    assert (merged["pt_root_id"] == merged["pt_root_id_truth"]).all()
+    assert merged["pt_root_id"].max() > 2**59  # ids far beyond float64's exact range
+
+
+def test_survives_faults(emulator, instance, tmp_path):
+    emulator.server.faults = Faults(fail_rate=0.2, drop_rate=0.2, seed=3)
+    result = materialize(emulator, instance, tmp_path, 1300)
+    assert result.success
+    assert by_role(result)["nucleus"]["dagster/row_count"].value == emulator.n_nuclei
+    assert emulator.server.stats.faults > 0
+
+
+def _failure_message(result) -> str:
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures, "expected a failed step"
+    return " ".join(str(e.step_failure_data.error.message) for e in failures)
+
+
+def test_expired_version_fails_with_a_clear_message(emulator, instance, tmp_path):
+    result = materialize(emulator, instance, tmp_path, 1078)
+    assert not result.success
+    assert "expired" in _failure_message(result)
+    assert not (UPath(tmp_path) / emulator.datastack / "v1078").exists()
+
+
+def test_version_the_server_does_not_list_fails_fast(emulator, instance, tmp_path):
+    result = materialize(emulator, instance, tmp_path, 1999)
+    assert not result.success
+    assert "Available versions" in _failure_message(result)
+    assert emulator.server.stats.queries == 0  # nothing was downloaded
+
+
+def test_bad_token_fails_without_retries(emulator, instance, tmp_path, monkeypatch):
+    emulator.server.token = "right"
+    monkeypatch.setenv("CAVE_TOKEN", "wrong")
+    result = materialize(emulator, instance, tmp_path, 1300)
+    assert not result.success
+    assert "CAVE_TOKEN" in _failure_message(result)
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries == []
+
+
+def test_token_from_environment_is_used(emulator, instance, tmp_path, monkeypatch):
+    emulator.server.token = "right"
+    monkeypatch.setenv("CAVE_TOKEN", "right")
+    assert materialize(emulator, instance, tmp_path, 117).success
+
+
+def test_absent_roles_in_an_early_version(emulator, instance, tmp_path):
+    result = materialize(emulator, instance, tmp_path, 117)
+    assert result.success
+    meta = by_role(result)
+    assert meta["nucleus"]["present"].value is True
+    assert [r for r in ROLES if meta[r]["present"].value is False] == [
+        r for r in ROLES if r != "nucleus"
+    ]
+
+
+def test_unavailable_server_is_retried_with_the_versions_policy(
+    emulator, instance, tmp_path, monkeypatch
+):
+    packaged = (UPath(__file__).parents[2] / "microns_assets/config/versions.yaml").read_text()
+    custom = packaged.replace(
+        "  1300:\n", "  1300:\n    retry:\n      max_retries: 2\n      delay_s: 0.1\n"
+    )
+    assert custom != packaged
+    versions_file = tmp_path / "versions.yaml"
+    versions_file.write_text(custom)
+    monkeypatch.setenv("MICRONS_VERSIONS_FILE", str(versions_file))
+    emulator.server.faults = Faults(fail_rate=1.0)
+    result = dg.materialize(
+        [a for a in raw_assets if a.key.path[-1] == "nucleus"],
+        partition_key="1300",
+        resources=resources(emulator, tmp_path, http_retries=0, call_attempts=1),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retried) == 2  # max_retries of version 1300 in the custom file
+    assert "kept failing" in _failure_message(result)

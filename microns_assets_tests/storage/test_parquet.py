@@ -1,0 +1,89 @@
+"""Parquet storage: exact 64-bit ids, provenance, atomic writes, clear errors on bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from upath import UPath
+
+from microns_assets.storage import (
+    CorruptFileError,
+    MissingDataError,
+    asset_path,
+    read_frame,
+    read_provenance,
+    write_frame,
+)
+
+BIG = [864691137199116097, 864691134884743674, 2**63 - 1, -(2**63), 0]
+
+
+def test_int64_ids_round_trip_exactly(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "plain": np.array(BIG, dtype=np.int64),
+            "nullable": pd.array([*BIG[:4], None], dtype="Int64"),
+            "x": pd.array([1, 2, 3, None, 5], dtype="Int32"),
+            "s": pd.array(["a", None, "c", "d", "e"], dtype="string"),
+        }
+    )
+    path = UPath(tmp_path) / "t.parquet"
+    write_frame(frame, path, {"k": "v"})
+    back = read_frame(path)
+    assert back["plain"].tolist() == BIG
+    assert back["nullable"].dtype == "Int64" and back["nullable"].isna().tolist()[-1]
+    assert back["nullable"].iloc[:4].tolist() == BIG[:4]
+    pd.testing.assert_frame_equal(back, frame)
+
+
+def test_provenance_round_trips_in_parquet_metadata(tmp_path):
+    path = UPath(tmp_path) / "p.parquet"
+    prov = {"datastack": "minnie65_synthetic", "version": 1300, "query": {"queries": 3}}
+    write_frame(pd.DataFrame({"a": [1]}), path, prov)
+    assert read_provenance(path) == prov
+    assert read_frame(path).attrs["provenance"] == prov
+
+
+def test_paths_name_datastack_and_version():
+    path = asset_path("/data", "minnie65_synthetic", 1300, ["cave_raw", "nucleus"])
+    assert str(path) == "/data/minnie65_synthetic/v1300/cave_raw/nucleus.parquet"
+    chunk = asset_path("/data", "minnie65_public", 943, ["synapse_chunks"], chunk="07")
+    assert str(chunk) == "/data/minnie65_public/v943/synapse_chunks/07.parquet"
+
+
+def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):
+    path = UPath(tmp_path) / "x.parquet"
+    bad = pd.DataFrame({"a": [object(), object()]})  # pyarrow cannot convert these
+    with pytest.raises(Exception):  # noqa: B017 - any conversion error
+        write_frame(bad, path, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_overwrite_keeps_the_previous_complete_file(tmp_path):
+    path = UPath(tmp_path) / "x.parquet"
+    write_frame(pd.DataFrame({"a": [1, 2]}), path, {"n": 1})
+    with pytest.raises(Exception):  # noqa: B017
+        write_frame(pd.DataFrame({"a": [object()]}), path, {"n": 2})
+    assert read_frame(path)["a"].tolist() == [1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_truncated_file_is_reported_corrupt_with_advice(tmp_path):
+    path = UPath(tmp_path) / "x.parquet"
+    write_frame(pd.DataFrame({"a": range(1000)}), path, {})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptFileError, match="materialize that partition again"):
+        read_frame(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MissingDataError):
+        read_frame(UPath(tmp_path) / "nope.parquet")
+
+
+def test_memory_filesystem_through_universal_pathlib():
+    path = UPath("memory://microns/v1/t.parquet")
+    write_frame(pd.DataFrame({"id": pd.array(BIG[:2], dtype="Int64")}), path, {"v": 1})
+    assert read_frame(path)["id"].tolist() == BIG[:2]
