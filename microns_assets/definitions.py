@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from microns_assets.partitions import mat_version
 from microns_assets.raw.assets import GROUP as RAW_GROUP
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
@@ -13,7 +12,6 @@ settings = Settings.from_env()
 raw_tables_job = dg.define_asset_job(
     "cave_raw_tables",
     selection=dg.AssetSelection.groups(RAW_GROUP),
-    partitions_def=mat_version,
     description="Download every raw CAVE table (one asset per role) for a version.",
 )
 

@@ -55,19 +55,6 @@ class VersionConfig(BaseModel):
     retry: RetrySettings
     inherited_from: int | None = None
 
-    @field_validator("tables")
-    @classmethod
-    def _every_role_named(cls, tables: dict[str, str | None]) -> dict[str, str | None]:
-        unknown = sorted(set(tables) - set(ROLES))
-        missing = [r for r in ROLES if r not in tables]
-        if unknown:
-            raise ValueError(f"unknown role(s) {unknown}; roles are {list(ROLES)}")
-        if missing:
-            raise ValueError(f"role(s) {missing} not given (write `role: null` if absent)")
-        if not tables["nucleus"]:
-            raise ValueError("the nucleus role cannot be null: every version has a nucleus table")
-        return tables
-
     def table_for(self, role: str) -> str | None:
         """The CAVE table behind `role` in this version, or None if the version lacks it."""
         if role not in ROLES:
@@ -81,6 +68,19 @@ class _VersionEntry(BaseModel):
     archived: bool = False
     tables: dict[str, str | None]
     retry: RetrySettings | None = None
+
+    @field_validator("tables")
+    @classmethod
+    def _every_role_named(cls, tables: dict[str, str | None]) -> dict[str, str | None]:
+        unknown = sorted(set(tables) - set(ROLES))
+        missing = [r for r in ROLES if r not in tables]
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; roles are {list(ROLES)}")
+        if missing:
+            raise ValueError(f"role(s) {missing} not given (write `role: null` if absent)")
+        if not tables["nucleus"]:
+            raise ValueError("the nucleus role cannot be null: every version has a nucleus table")
+        return tables
 
 
 class _VersionsFile(BaseModel):

@@ -1,0 +1,40 @@
+"""`microns-assets demo` end to end, as a new user runs it: files, instance, printed guidance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+from upath import UPath
+
+from microns_assets.config import ROLES
+from microns_assets.storage import read_frame
+
+
+def test_demo_materializes_version_1300_into_a_persistent_instance(tmp_path, emulator_cache):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRONS_", "DAGSTER_"))}
+    env["MICRONS_EMULATOR_CACHE"] = str(emulator_cache)
+    out = subprocess.run(
+        [sys.executable, "-m", "microns_assets.cli", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    data = UPath(tmp_path) / "data" / "minnie65_synthetic" / "v1300" / "cave_raw"
+    for role in ROLES:
+        assert str(data / f"{role}.parquet") in out.stdout
+    assert len(read_frame(data / "nucleus.parquet")) == 3_000
+    assert "dagster dev" in out.stdout and str(tmp_path / ".dagster_home") in out.stdout
+
+    home = tmp_path / ".dagster_home"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert [r.job_name for r in runs] == ["cave_raw_tables"]
+        assert runs[0].tags["dagster/partition"] == "1300"
+        key = dg.AssetKey(["cave_raw", "nucleus"])
+        assert instance.get_latest_materialization_event(key) is not None
