@@ -32,8 +32,15 @@ def test_definitions_load_offline_in_a_fresh_process():
 def test_dagster_validates_the_code_location():
     env = {**os.environ, "MICRONS_CAVE_SERVER": UNREACHABLE}
     out = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-m",
-         "microns_assets.definitions"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "microns_assets.definitions",
+        ],
         env=env,
         capture_output=True,
         text=True,

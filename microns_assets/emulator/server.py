@@ -45,7 +45,7 @@ class Faults:
 
 
 class Stats:
-    """Counters the tests read: requests seen, and the most queries in flight at once."""
+    """Counters the tests read: requests and queries seen, the most requests in flight at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -55,22 +55,27 @@ class Stats:
         self.max_in_flight = 0
         self.faults = 0
 
-    def count_request(self) -> None:
-        """Count one request of any kind."""
+    def enter(self) -> None:
+        """A request arrives (it is in flight until `leave`, latency included)."""
         with self._lock:
             self.requests += 1
-
-    def enter_query(self) -> None:
-        """A query starts."""
-        with self._lock:
-            self.queries += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def leave_query(self) -> None:
-        """A query ends."""
+    def leave(self) -> None:
+        """A request is answered."""
         with self._lock:
             self.in_flight -= 1
+
+    def count_fault(self) -> None:
+        """Count one injected fault."""
+        with self._lock:
+            self.faults += 1
+
+    def count_query(self) -> None:
+        """Count one table query."""
+        with self._lock:
+            self.queries += 1
 
     def reset(self) -> None:
         """Zero every counter."""
@@ -145,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if drop and len(body) > 1:
-            self.server.stats.faults += 1
+            self.server.stats.count_fault()
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
@@ -176,15 +181,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("POST")
 
     def _handle(self, method: str) -> None:
+        self.server.stats.enter()
+        try:
+            self._answer(method)
+        finally:
+            self.server.stats.leave()
+
+    def _answer(self, method: str) -> None:
         server = self.server
-        server.stats.count_request()
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if server.faults.latency_ms:
             time.sleep(server.faults.latency_ms / 1000)
         self._fate = server.draw()
         if self._fate[0]:
-            server.stats.faults += 1
+            server.stats.count_fault()
             self._fate = (True, False)
             self._json({"message": "Service Unavailable (injected)"}, 503)
             return
@@ -295,21 +306,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _query(self, version: int, tables: list, raw: bytes, body: dict | None = None) -> None:
         body = self._body(raw) if body is None else body
-        stats = self.server.stats
-        stats.enter_query()
-        try:
-            result = self.server.engine.query(version, tables, body, self.server.row_cap)
-            sink = io.BytesIO()
-            options = pa.ipc.IpcWriteOptions(compression="zstd")
-            with pa.ipc.new_stream(sink, result.table.schema, options=options) as writer:
-                writer.write_table(result.table)
-            vx, vy, vz = cat.VOXEL_RESOLUTION
-            headers = {"dataframe_resolution": f"{vx}, {vy}, {vz}"}
-            if result.limited_to is not None:
-                headers["Warning"] = f'201 - "Limited query to {result.limited_to} rows'
-            self._send(200, sink.getvalue(), "data.arrow", headers)
-        finally:
-            stats.leave_query()
+        self.server.stats.count_query()
+        result = self.server.engine.query(version, tables, body, self.server.row_cap)
+        sink = io.BytesIO()
+        options = pa.ipc.IpcWriteOptions(compression="zstd")
+        with pa.ipc.new_stream(sink, result.table.schema, options=options) as writer:
+            writer.write_table(result.table)
+        vx, vy, vz = cat.VOXEL_RESOLUTION
+        headers = {"dataframe_resolution": f"{vx}, {vy}, {vz}"}
+        if result.limited_to is not None:
+            headers["Warning"] = f'201 - "Limited query to {result.limited_to} rows'
+        self._send(200, sink.getvalue(), "data.arrow", headers)
 
 
 _ROUTES = [

@@ -43,7 +43,7 @@ def test_a_newer_version_inherits_the_newest_table_map():
 
 
 def test_an_unlisted_older_version_is_an_error_naming_the_file():
-    with pytest.raises(ConfigError, match="not in microns_assets/config/versions.yaml"):
+    with pytest.raises(ConfigError, match=r"not in microns_assets/config/versions\.yaml"):
         load_versions_config().get(500)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,3 +188,26 @@ def test_roots_change_between_versions(emulator):
     changed = (early != late).mean()
     assert 0.02 < changed < 0.5
     assert pd.Index(early.index).equals(pd.Index(late.index))
+
+
+def test_latency_is_added_to_every_request(emulator):
+    from microns_assets.emulator import Faults
+
+    emulator.server.faults = Faults(latency_ms=250)
+    start = time.perf_counter()
+    requests.get(f"{emulator.url}/info/version", timeout=10).raise_for_status()
+    assert time.perf_counter() - start >= 0.25
+
+
+def test_queries_are_served_concurrently(emulator):
+    from microns_assets.emulator import Faults
+
+    emulator.server.faults = Faults(latency_ms=300)
+    url = (
+        f"{emulator.url}/materialize/api/v3/datastack/{emulator.datastack}/version/1300/"
+        f"table/{NUC}/query"
+    )
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: requests.post(url, json={"limit": 5}, timeout=30), range(4)))
+    assert emulator.server.stats.queries == 4
+    assert emulator.server.stats.max_in_flight >= 2  # answered side by side, not in turn

@@ -106,9 +106,14 @@ def test_survives_faults(emulator, instance, tmp_path):
 
 
 def _failure_message(result) -> str:
-    failures = [e for e in result.all_events if e.is_step_failure]
-    assert failures, "expected a failed step"
-    return " ".join(str(e.step_failure_data.error.message) for e in failures)
+    """The error messages of every failed step or resource of a run."""
+    errors = [
+        e.event_specific_data.error.message
+        for e in result.all_events
+        if e.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE")
+    ]
+    assert errors, "expected a failed step or resource"
+    return " ".join(errors)
 
 
 def test_expired_version_fails_with_a_clear_message(emulator, instance, tmp_path):
@@ -174,3 +179,39 @@ def test_unavailable_server_is_retried_with_the_versions_policy(
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retried) == 2  # max_retries of version 1300 in the custom file
     assert "kept failing" in _failure_message(result)
+
+
+def test_embedded_server_refuses_a_real_datastack_name(instance, tmp_path):
+    result = dg.materialize(
+        [a for a in raw_assets if a.key.path[-1] == "nucleus"],
+        partition_key="1300",
+        resources={
+            "cave": CaveResource(server_address="embedded", datastack="minnie65_public"),
+            "io_manager": ParquetIOManager(data_dir=str(tmp_path), datastack="minnie65_public"),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "serves only 'minnie65_synthetic'" in _failure_message(result)
+    assert not (UPath(tmp_path) / "minnie65_public").exists()
+
+
+def test_embedded_server_runs_the_emulator_in_process(
+    instance, tmp_path, emulator_cache, monkeypatch
+):
+    monkeypatch.setenv("MICRONS_EMULATOR_CACHE", str(emulator_cache))
+    result = dg.materialize(
+        [a for a in raw_assets if a.key.path[-1] == "cell_types"],
+        partition_key="1300",
+        resources={
+            "cave": CaveResource(server_address="embedded", datastack="minnie65_synthetic"),
+            "io_manager": ParquetIOManager(data_dir=str(tmp_path), datastack="minnie65_synthetic"),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert result.success
+    path = UPath(tmp_path) / "minnie65_synthetic/v1300/cave_raw/cell_types.parquet"
+    frame = read_frame(path)
+    assert len(frame) > 0 and frame.attrs["provenance"]["server_setting"] == "embedded"
