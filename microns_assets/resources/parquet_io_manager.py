@@ -41,6 +41,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 "size_bytes": dg.MetadataValue.int(written.bytes),
                 "columns": dg.MetadataValue.int(len(obj.columns)),
                 "preview": dg.MetadataValue.md(preview),
+                "provenance": dg.MetadataValue.json(provenance),
             }
         )
 

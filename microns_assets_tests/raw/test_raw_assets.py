@@ -61,6 +61,7 @@ def test_each_role_gets_its_versions_table(emulator, instance, tmp_path, version
         assert meta[role]["path"].value == str(path)
         assert meta[role]["dagster/row_count"].value == len(frame)
         prov = frame.attrs["provenance"]
+        assert meta[role]["provenance"].value == prov  # same facts in the UI and in the file
         assert prov["version"] == version and prov["datastack"] == emulator.datastack
         assert prov["synthetic"] is True and prov["packages"]["caveclient"]
         if table is None:
