@@ -1,1 +1,1 @@
-"""Raw CAVE tables, one asset per role and version. `roles.py` is pure; `assets.py` wires it."""
+"""Raw CAVE tables, one asset per role and version (what a role holds: `microns_assets.roles`)."""

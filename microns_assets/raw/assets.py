@@ -12,8 +12,8 @@ from microns_assets.config import ROLES, load_versions_config
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.partitions import mat_version
 from microns_assets.provenance import provenance
-from microns_assets.raw.roles import TableContentError, check_columns, empty_frame
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
+from microns_assets.roles import TableContentError, check_columns, empty_frame
 
 GROUP = "cave_raw"
 KEY_PREFIX = "cave_raw"

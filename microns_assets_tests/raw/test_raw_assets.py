@@ -10,8 +10,8 @@ from microns_assets.config import ROLES, load_versions_config
 from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.raw.assets import raw_assets
-from microns_assets.raw.roles import REQUIRED
 from microns_assets.resources import CaveResource, ParquetIOManager
+from microns_assets.roles import REQUIRED
 from microns_assets.storage import read_frame
 
 

@@ -57,6 +57,7 @@ REQUIRED: dict[str, dict[str, str]] = {
         "field": "Int32",
         "residual": "Float32",
         "score": "Float32",
+        "pt_root_id": "Int64",
     },
     "functional_properties": {
         "id": "Int64",
@@ -69,6 +70,7 @@ REQUIRED: dict[str, dict[str, str]] = {
         "gOSI": "Float32",
         "gDSI": "Float32",
         "cc_abs": "Float32",
+        "pt_root_id": "Int64",
     },
 }
 
