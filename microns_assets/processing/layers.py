@@ -73,11 +73,9 @@ def regions(edges: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(
             {
                 "layer": pd.Series([], dtype="string"),
-                "region_index": [],
-                "y_start": [],
-                "y_end": [],
-                "height": [],
-            }  # fmt: skip
+                "region_index": pd.Series([], dtype="int64"),
+                **{c: pd.Series([], dtype="float64") for c in ("y_start", "y_end", "height")},
+            }
         )
     starts = kept[np.r_[True, labels[kept[1:]] != labels[kept[:-1]]]]
     y_start = edges[starts]

@@ -106,7 +106,7 @@ def test_read_timeouts_are_retried_then_reported(emulator):
     emulator.server.faults = Faults(latency_ms=800)
     policy = HttpPolicy(connect_timeout_s=2, read_timeout_s=0.3, retries=1, backoff_factor_s=0.01)
     conn = connect(emulator, http=policy, call_attempts=1, call_wait_max_s=0.1)
-    with pytest.raises(errors.CaveUnavailableError, match="(?i)timed out"):
+    with pytest.raises(errors.CaveUnavailableError, match=r"(?i)timed out"):
         conn.versions()
     assert emulator.server.stats.requests >= 2  # the timed-out request was tried again
 
