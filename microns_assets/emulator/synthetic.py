@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import standard_transform
 
+from microns_assets.vocabulary import BRAIN_AREAS, CLASSIFICATION_SYSTEMS
+
 #: Cell types of the AIBS metamodel, by classification system, with their share of all nuclei.
 CELL_TYPES: tuple[tuple[str, str, float], ...] = (
     ("23P", "excitatory_neuron", 0.100),
@@ -33,7 +35,7 @@ CELL_TYPES: tuple[tuple[str, str, float], ...] = (
     ("OPC", "nonneuron", 0.060),
     ("pericyte", "nonneuron", 0.105),
 )
-CLASSES = ("excitatory_neuron", "inhibitory_neuron", "nonneuron")
+CLASSES = CLASSIFICATION_SYSTEMS
 TYPE_NAMES = tuple(t for t, _, _ in CELL_TYPES)
 TYPE_CLASS = np.array([CLASSES.index(c) for _, c, _ in CELL_TYPES], dtype=np.int8)
 
@@ -55,15 +57,7 @@ _EXC_LAYER = {
     "6P-IT": "L6",
     "6P-CT": "L6",
 }
-AREAS = ("V1", "AL", "RL", "LM")
-STRATEGY_AXON = (
-    "none",
-    "axon_column_truncated",
-    "axon_interareal",
-    "axon_partially_extended",
-    "axon_fully_extended",
-)
-STRATEGY_DENDRITE = ("none", "dendrite_clean", "dendrite_extended")
+AREAS = BRAIN_AREAS
 SCANS = (
     (4, 7), (5, 3), (5, 6), (5, 7), (6, 2), (6, 4), (6, 6),
     (6, 7), (7, 3), (7, 4), (7, 5), (8, 5), (9, 3), (9, 4),

@@ -21,12 +21,11 @@ from microns_assets.emulator.synthetic import (
     CELL_TYPES,
     CLASSES,
     NEVER,
-    STRATEGY_AXON,
-    STRATEGY_DENDRITE,
     TYPE_CLASS,
     TYPE_NAMES,
     World,
 )
+from microns_assets.vocabulary import STRATEGY_AXON, STRATEGY_DENDRITE
 
 _STRINGS = {"classification_system", "cell_type", "tag", "strategy_axon", "strategy_dendrite"}
 

@@ -129,7 +129,7 @@ def build_units(
         units = units.merge(proofreading[["pt_root_id", *strategies]], on="pt_root_id", how="left")
         units[strategies] = units[strategies].astype("string").fillna("none")
     units = to_microns(units)
-    units = units[units["pt_root_id"] > 0]
+    units = units[units["pt_root_id"].fillna(0) > 0]  # a missing root counts as 0
     units = units.drop_duplicates(subset="pt_root_id", keep=False)
     if func_table is None:
         units = units.assign(tuning_type="not_matched")

@@ -1,0 +1,49 @@
+"""Pictures for the UI: cell density along cortical depth by class, with layer boundaries.
+
+Returns PNG bytes; matplotlib is imported on first use (Agg backend, no display). No Dagster.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+CLASS_COLOURS = {
+    "excitatory_neuron": "#c0392b",
+    "inhibitory_neuron": "#2471a3",
+    "nonneuron": "#7f8c8d",
+}
+
+
+def depth_profile_png(units: pd.DataFrame, segments: pd.DataFrame, bin_um: float = 10.0) -> bytes:
+    """Cells per depth bin for each class (depth downwards), layer boundaries drawn across."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = units.drop_duplicates("nucleus_id")
+    depth = cells["pt_position_y"].to_numpy(float)
+    edges = np.arange(np.floor(depth.min()), depth.max() + bin_um, bin_um)
+    fig, ax = plt.subplots(figsize=(5.5, 6.5), dpi=100)
+    for cls, colour in CLASS_COLOURS.items():
+        counts, _ = np.histogram(depth[cells["classification_system"].to_numpy() == cls], edges)
+        ax.plot(counts, (edges[:-1] + edges[1:]) / 2, color=colour, label=cls.replace("_", " "))
+    for _, region in segments.iterrows():
+        ax.axhline(region["y_start"], color="black", lw=0.6, ls="--")
+        ax.text(ax.get_xlim()[1] * 0.97, (region["y_start"] + region["y_end"]) / 2,
+                region["layer"], ha="right", va="center", fontsize=9)  # fmt: skip
+    if len(segments):
+        ax.axhline(segments["y_end"].iloc[-1], color="black", lw=0.6, ls="--")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"cells per {bin_um:g} µm bin")
+    ax.set_ylabel("depth below pia (µm)")
+    ax.set_title(f"{len(cells):,} units by class along cortical depth")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
