@@ -50,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help=f"run the pipeline on the embedded emulator for version {DEMO_VERSION}",
-        description="Start the embedded CAVE emulator, materialize every raw table of version "
-        f"{DEMO_VERSION} of minnie65_synthetic into the Dagster instance at DAGSTER_HOME "
+        description="Start the embedded CAVE emulator, materialize the raw tables, units and "
+        f"layer segments of version {DEMO_VERSION} of minnie65_synthetic into the Dagster "
+        "instance at DAGSTER_HOME "
         "(default ./.dagster_home) and the data dir (default ./data), then print a summary.",
     )
     demo.add_argument("--data-dir", default=None, help="default: $MICRONS_DATA_DIR or ./data")

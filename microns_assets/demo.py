@@ -15,15 +15,15 @@ from microns_assets.partitions import VERSION_DIM
 
 
 def run_demo(version: int, dagster_home: Path, data_dir: str) -> int:
-    """Run the raw-tables job for `version`; print rows and paths; 0 on success."""
-    from microns_assets.definitions import defs, raw_tables_job
+    """Run the units job (raw tables, units, layer segments) for `version`; print a summary."""
+    from microns_assets.definitions import defs, units_job
 
     start = time.perf_counter()
     instance = dg.DagsterInstance.get()
     if not instance.has_dynamic_partition(VERSION_DIM, str(version)):
         instance.add_dynamic_partitions(VERSION_DIM, [str(version)])
     print(f"Materializing version {version} of the synthetic datastack on the embedded emulator")
-    job = defs.resolve_job_def(raw_tables_job.name)
+    job = defs.resolve_job_def(units_job.name)
     result = job.execute_in_process(
         partition_key=str(version), instance=instance, raise_on_error=False
     )
@@ -41,6 +41,9 @@ def run_demo(version: int, dagster_home: Path, data_dir: str) -> int:
     width = max((len(r[0]) for r in rows), default=10)
     for key, count, path in sorted(rows):
         print(f"  {key:<{width}}  {count:>8} rows  {path}")
+    failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    if failed_checks:
+        print(f"Asset checks that failed: {failed_checks}")
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         print(f"FAILED steps: {failed}. See the run in the UI (command below) for the errors.")

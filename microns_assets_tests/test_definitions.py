@@ -61,6 +61,23 @@ def test_raw_assets_keys_groups_and_partitions():
         assert node.pools == {"cave"}
 
 
+def test_units_assets_depend_on_every_raw_role_and_carry_checks():
+    from microns_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in (dg.AssetKey("units"), dg.AssetKey("layer_segments")):
+        node = graph.get(key)
+        assert node.group_name == "units"
+        assert node.partitions_def.name == "mat_version"
+        assert node.parent_keys == {dg.AssetKey(["cave_raw", r]) for r in ROLES}
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert ("units", "unique_keys") in checks and (
+        "layer_segments",
+        "regions_well_formed",
+    ) in checks
+    assert len(checks) == 6
+
+
 def test_settings_defaults_and_embedded_datastack():
     assert Settings.from_env({}).server == "https://global.daf-apis.com"
     assert Settings.from_env({}).datastack == "minnie65_public"

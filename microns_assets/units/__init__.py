@@ -1,0 +1,1 @@
+"""The `units` and `layer_segments` assets (wiring of `microns_assets.processing`)."""

@@ -1,0 +1,141 @@
+"""`units` and `layer_segments` of a version, built from its raw role tables.
+
+Runs `processing.build_units` (the seed's `process_nucleus_data`) and attaches what a scientist
+looks at first: counts by layer and class, the layer boundaries, a depth profile picture.
+"""
+
+import base64
+from typing import Literal
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from microns_assets.config import ROLES
+from microns_assets.partitions import mat_version
+from microns_assets.processing import InputTableError, build_units
+from microns_assets.processing.plots import depth_profile_png
+from microns_assets.provenance import provenance
+from microns_assets.raw.assets import KEY_PREFIX
+from microns_assets.units.checks import CHECK_SPECS, check_results
+
+GROUP = "units"
+
+
+class UnitsConfig(dg.Config):
+    """How to build the units table (defaults: the seed's)."""
+
+    functional: Literal["none", "match", "all", "best_only"] = Field(
+        "none",
+        description="Functional data: none; match (coregistration ids); all (one row per "
+        "scan); best_only (the scan with the highest cc_abs).",
+    )
+    l23_threshold: int | None = Field(
+        None,
+        description="L2/3 cells a 10 µm bin needs to end L1. Empty: automatic, the seed's 300 "
+        "at MICrONS scale (>= 50,000 units), scaled down with cell density on smaller data.",
+    )
+    bin_um: float = Field(10.0, gt=0, description="Depth bin size for layer segmentation (µm).")
+
+
+def _markdown_png(png: bytes, alt: str) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def _provenance(tables: dict[str, pd.DataFrame], version: int, config: UnitsConfig, **extra):
+    sources = {role: t.attrs.get("provenance", {}) for role, t in tables.items()}
+    nucleus = sources["nucleus"]
+    return provenance(
+        datastack=nucleus.get("datastack"),
+        server=nucleus.get("server"),
+        synthetic=nucleus.get("synthetic"),
+        version=version,
+        version_timestamp=nucleus.get("version_timestamp"),
+        cave_tables={role: s.get("cave_table") for role, s in sources.items()},
+        functional=config.functional,
+        bin_um=config.bin_um,
+        **extra,
+    )
+
+
+@dg.multi_asset(
+    outs={
+        "units": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pandas", "parquet"},
+            description="One row per cell (per scan in functional modes `all`/`match`): "
+            "nucleus and root id, position in µm, cell type, area, proofreading, layer.",
+        ),
+        "layer_segments": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"pandas", "parquet"},
+            description="Cortical layer regions along depth: layer, region_index, y_start, "
+            "y_end, height (µm).",
+        ),
+    },
+    ins={role: dg.AssetIn(key=[KEY_PREFIX, role]) for role in ROLES},
+    partitions_def=mat_version,
+    check_specs=CHECK_SPECS,
+)
+def units_and_layers(
+    context: dg.AssetExecutionContext,
+    config: UnitsConfig,
+    nucleus: pd.DataFrame,
+    cell_types: pd.DataFrame,
+    cell_type_corrections: pd.DataFrame,
+    proofreading: pd.DataFrame,
+    brain_areas: pd.DataFrame,
+    coregistration: pd.DataFrame,
+    functional_properties: pd.DataFrame,
+):
+    """Build the units table and the layer segments of one version."""
+    version = int(context.partition_key)
+    tables = {
+        "nucleus": nucleus,
+        "cell_types": cell_types,
+        "cell_type_corrections": cell_type_corrections,
+        "proofreading": proofreading,
+        "brain_areas": brain_areas,
+        "coregistration": coregistration,
+        "functional_properties": functional_properties,
+    }
+    try:
+        units, segments = build_units(
+            tables,
+            version=version,
+            functional=config.functional,
+            l23_threshold=config.l23_threshold,
+            bin_um=config.bin_um,
+        )
+    except InputTableError as err:
+        raise dg.Failure(f"version {version}: {err}", allow_retries=False) from err
+    threshold = units.attrs.pop("l23_threshold")
+    prov = _provenance(tables, version, config, l23_threshold=threshold)
+    units.attrs["provenance"] = prov
+    segments.attrs["provenance"] = prov
+    context.log.info(f"v{version}: {len(units)} units, layers {segments['layer'].tolist()}")
+
+    cells = units.drop_duplicates("nucleus_id")
+    by_layer = pd.crosstab(
+        cells["layer"].fillna("(none)"), cells["classification_system"], margins=True
+    )
+    yield dg.Output(
+        units,
+        output_name="units",
+        metadata={
+            "unique_nuclei": dg.MetadataValue.int(len(cells)),
+            "functional_mode": config.functional,
+            "l23_threshold": dg.MetadataValue.int(threshold),
+            "units_by_layer_and_class": dg.MetadataValue.md(by_layer.to_markdown()),
+            "depth_profile": _markdown_png(depth_profile_png(units, segments), "depth profile"),
+        },
+    )
+    yield dg.Output(
+        segments,
+        output_name="layer_segments",
+        metadata={
+            "boundaries": dg.MetadataValue.md(segments.round(1).to_markdown(index=False)),
+            "layers": ", ".join(segments["layer"]),
+        },
+    )
+    yield from check_results(units, segments)
