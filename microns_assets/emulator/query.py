@@ -165,19 +165,20 @@ class QueryEngine:
         frame, maps = self.frame(version, tables)
         conditions = self._conditions(body, maps)
 
-        rows = None
-        for kind, column, values in conditions:
-            if kind == "filter_in_dict" and column in INDEXED:
-                wanted = np.asarray(values, dtype=np.int64)
-                found = self._index(version, tables, frame, column).rows(wanted)
-                rows = found if rows is None else np.intersect1d(rows, found)
-        subset = frame if rows is None else frame.take(rows)
+        # The indexed `filter_in` with the fewest keys picks candidate rows; the rest filter them.
+        indexed = [c for c in conditions if c[0] == "filter_in_dict" and c[1] in INDEXED]
+        chosen = min(indexed, key=lambda c: len(c[2]), default=None)
+        subset = frame
+        if chosen is not None:
+            wanted = np.asarray(chosen[2], dtype=np.int64)
+            subset = frame.take(self._index(version, tables, frame, chosen[1]).rows(wanted))
 
         mask = None
-        for kind, column, values in conditions:
-            cond = self._condition(subset, kind, column, values)
-            if cond is not None:
-                mask = cond if mask is None else pc.and_(mask, cond)
+        for condition in conditions:
+            if condition is chosen:
+                continue
+            cond = self._condition(subset, *condition)
+            mask = cond if mask is None else pc.and_(mask, cond)
         if mask is not None:
             subset = subset.filter(mask)
 
@@ -211,11 +212,9 @@ class QueryEngine:
         raise QueryError(400, f"column {column!r} does not exist in table {table!r}")
 
     @staticmethod
-    def _condition(table: pa.Table, kind: str, column: str, values) -> pa.Array | None:
+    def _condition(table: pa.Table, kind: str, column: str, values) -> pa.Array:
         col = table[column]
         if kind == "filter_in_dict":
-            if column in INDEXED:
-                return None  # already applied through the index
             return pc.is_in(col, value_set=pa.array(values, type=col.type))
         if kind == "filter_notin_dict":
             return pc.invert(pc.is_in(col, value_set=pa.array(values, type=col.type)))
@@ -228,9 +227,13 @@ class QueryEngine:
         wanted: set[str] = set()
         if body.get("select_columns"):
             for c in body["select_columns"]:
-                if c not in available:
+                split = [f"{c}_{axis}" for axis in "xyz"]
+                if c in available:
+                    wanted.add(c)
+                elif all(s in available for s in split):  # a point, sent split into x/y/z
+                    wanted.update(split)
+                else:
                     raise QueryError(400, f"select_columns names unknown column {c!r}")
-                wanted.add(c)
         elif body.get("select_column_map"):
             for table, cols in body["select_column_map"].items():
                 if table not in maps:

@@ -135,6 +135,9 @@ class CaveHTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and
+    # the client's delayed ACK stall every keep-alive response by ~40 ms.
+    disable_nagle_algorithm = True
     server: CaveHTTPServer
 
     def log_message(self, format: str, *args) -> None:

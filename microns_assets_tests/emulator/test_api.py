@@ -137,6 +137,18 @@ def test_select_columns_brings_supervoxel_with_root(client):
     assert list(got.columns) == ["size", "post_pt_supervoxel_id", "post_pt_root_id"]
 
 
+def test_select_a_point_column_by_its_name(client):
+    got = client.materialize.query_table(
+        "synapses_pni_2", select_columns=["id", "ctr_pt_position"], limit=5, split_positions=True
+    )
+    assert list(got.columns) == [
+        "id",
+        "ctr_pt_position_x",
+        "ctr_pt_position_y",
+        "ctr_pt_position_z",
+    ]
+
+
 def test_limit_and_offset_page_the_table(client, emulator):
     first = client.materialize.query_table(NUC, limit=40)
     second = client.materialize.query_table(NUC, limit=40, offset=40)
