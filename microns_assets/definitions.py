@@ -6,6 +6,7 @@ from microns_assets.raw.assets import GROUP as RAW_GROUP
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import Settings
+from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
 
 settings = Settings.from_env()
@@ -23,7 +24,7 @@ units_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*raw_assets, units_and_layers],
+    assets=[*raw_assets, units_and_layers, synapse_chunks, synapses],
     jobs=[raw_tables_job, units_job],
     resources={
         "cave": CaveResource(datastack=settings.datastack, server_address=settings.server),

@@ -75,7 +75,28 @@ def test_units_assets_depend_on_every_raw_role_and_carry_checks():
         "layer_segments",
         "regions_well_formed",
     ) in checks
-    assert len(checks) == 6
+    assert len(checks) == 9  # 6 on units/segments, 2 on chunks, 1 on the roll-up
+
+
+def test_synapse_assets_partitions_and_lineage():
+    from microns_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    chunks = graph.get(dg.AssetKey("synapse_chunks"))
+    assert set(chunks.partitions_def.partition_dimension_names) == {"mat_version", "synapse_chunk"}
+    assert (
+        len(
+            chunks.partitions_def.get_partitions_def_for_dimension(
+                "synapse_chunk"
+            ).get_partition_keys()
+        )
+        == 32
+    )
+    assert chunks.parent_keys == {dg.AssetKey("units")}
+    assert chunks.pools == {"cave"}
+    rollup = graph.get(dg.AssetKey("synapses"))
+    assert rollup.partitions_def.name == "mat_version"
+    assert rollup.parent_keys == {dg.AssetKey("synapse_chunks"), dg.AssetKey("units")}
 
 
 def test_settings_defaults_and_embedded_datastack():

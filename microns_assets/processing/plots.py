@@ -1,4 +1,4 @@
-"""Pictures for the UI: cell density along cortical depth by class, with layer boundaries.
+"""Pictures for the UI: cell density along depth with layer boundaries; connectivity by class.
 
 Returns PNG bytes; matplotlib is imported on first use (Agg backend, no display). No Dagster.
 """
@@ -42,6 +42,33 @@ def depth_profile_png(units: pd.DataFrame, segments: pd.DataFrame, bin_um: float
     ax.set_ylabel("depth below pia (µm)")
     ax.set_title(f"{len(cells):,} units by class along cortical depth")
     ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def connectivity_png(matrix: pd.DataFrame) -> bytes:
+    """Heatmap of synapse counts, presynaptic class (rows) by postsynaptic class (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    values = matrix.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    image = ax.imshow(np.where(values > 0, values, np.nan), cmap="viridis",
+                      norm=LogNorm(vmin=1, vmax=max(values.max(), 1)))  # fmt: skip
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{int(v):,}", ha="center", va="center", color="white", fontsize=8)
+    ax.set_xticks(range(len(matrix.columns)), [c.replace("_", " ") for c in matrix.columns])
+    ax.set_yticks(range(len(matrix.index)), [c.replace("_", " ") for c in matrix.index])
+    ax.set_xlabel("postsynaptic class")
+    ax.set_ylabel("presynaptic class")
+    ax.set_title("synapses by cell class")
+    fig.colorbar(image, ax=ax, label="synapses")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -1,11 +1,18 @@
-"""`ParquetIOManager`: the one place assets are stored and loaded (see `storage/parquet.py`)."""
+"""`ParquetIOManager`: the one place assets are stored and loaded (see `storage/`).
+
+Outputs are DataFrames (written whole) or Arrow record-batch streams (written batch by batch,
+for roll-ups bigger than memory). A per-version asset that depends on all chunks of a
+version x chunk asset receives the chunk files as `{chunk: path}`, to stream rather than load.
+"""
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 from upath import UPath
 
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
-from microns_assets.storage import asset_path, read_frame, write_frame
+from microns_assets.storage import MissingDataError, asset_path, read_frame, write_frame
+from microns_assets.storage.rollup import Streamed, write_batches
 
 PREVIEW_ROWS = 8
 
@@ -17,8 +24,14 @@ def _version_and_chunk(key: str | dg.MultiPartitionKey) -> tuple[str, str | None
     return key, None
 
 
+def _head(path: UPath) -> pd.DataFrame:
+    with path.open("rb") as f:
+        file = pq.ParquetFile(f)
+        return file.read_row_group(0).slice(0, PREVIEW_ROWS).to_pandas()
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrames as zstd Parquet under `<data_dir>/<datastack>/v<version>/`."""
+    """Stores assets as zstd Parquet under `<data_dir>/<datastack>/v<version>/`."""
 
     data_dir: str
     datastack: str
@@ -28,24 +41,42 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         version, chunk = _version_and_chunk(partition_key)
         return asset_path(self.data_dir, self.datastack, version, list(asset_key.path), chunk)
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | Streamed) -> None:
         """Write the partition atomically and attach path, row count and a preview."""
         path = self.path_for(context.asset_key, context.partition_key)
-        provenance = dict(obj.attrs.get("provenance", {}))
-        written = write_frame(obj, path, provenance)
-        preview = obj.head(PREVIEW_ROWS).to_markdown(index=False) if len(obj) else "(no rows)"
+        if isinstance(obj, Streamed):
+            provenance = obj.provenance
+            written = write_batches(obj, path)
+            head = _head(path) if written.rows else pd.DataFrame()
+            columns = len(obj.reader.schema)
+        else:
+            provenance = dict(obj.attrs.get("provenance", {}))
+            written = write_frame(obj, path, provenance)
+            head, columns = obj.head(PREVIEW_ROWS), len(obj.columns)
+        preview = head.to_markdown(index=False) if written.rows else "(no rows)"
         context.add_output_metadata(
             {
                 "dagster/row_count": dg.MetadataValue.int(written.rows),
                 "path": dg.MetadataValue.path(str(written.path)),
                 "size_bytes": dg.MetadataValue.int(written.bytes),
-                "columns": dg.MetadataValue.int(len(obj.columns)),
+                "columns": dg.MetadataValue.int(columns),
                 "preview": dg.MetadataValue.md(preview),
                 "provenance": dg.MetadataValue.json(provenance),
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        """Read the upstream partition of the same version."""
-        path = self.path_for(context.asset_key, context.asset_partition_key)
-        return read_frame(path)
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, UPath]:
+        """The upstream partition of the same version, or all its chunk files."""
+        keys = context.asset_partition_keys
+        if len(keys) == 1 and not isinstance(keys[0], dg.MultiPartitionKey):
+            return read_frame(self.path_for(context.asset_key, keys[0]))
+        paths = {
+            key.keys_by_dimension[CHUNK_DIM]: self.path_for(context.asset_key, key) for key in keys
+        }
+        missing = sorted(chunk for chunk, path in paths.items() if not path.exists())
+        if missing:
+            raise MissingDataError(
+                f"{context.asset_key.to_user_string()}: chunk(s) {missing} are not materialized "
+                "yet; materialize them first (backfill the missing partitions)."
+            )
+        return dict(sorted(paths.items()))

@@ -1,0 +1,125 @@
+"""Checks of synapse chunks and their roll-up, and the totals both are compared on."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+from upath import UPath
+
+CHUNKS = dg.AssetKey("synapse_chunks")
+ROLLUP = dg.AssetKey("synapses")
+
+CHUNK_SPECS = [
+    dg.AssetCheckSpec(
+        "no_duplicates",
+        asset=CHUNKS,
+        blocking=True,
+        description="No pair twice (aggregate) and no synapse id twice (individual).",
+    ),
+    dg.AssetCheckSpec(
+        "within_selection",
+        asset=CHUNKS,
+        blocking=True,
+        description="Every pre cell is selected; every post cell is selected and in this chunk.",
+    ),
+]
+ROLLUP_SPECS = [
+    dg.AssetCheckSpec(
+        "totals_match_chunks",
+        asset=ROLLUP,
+        blocking=True,
+        description="Rows, synapses and summed size written equal the sums over the chunk files.",
+    ),
+]
+
+
+def chunk_results(
+    out: pd.DataFrame, pre: np.ndarray, post: np.ndarray, mode: str
+) -> Iterator[dg.AssetCheckResult]:
+    """Results of the chunk checks on the freshly built chunk."""
+    keys = ["id"] if mode == "individual" else ["pre_pt_root_id", "post_pt_root_id"]
+    duplicated = int(out.duplicated(subset=keys).sum())
+    yield dg.AssetCheckResult(
+        asset_key=CHUNKS,
+        check_name="no_duplicates",
+        passed=duplicated == 0,
+        metadata={"duplicated_rows": duplicated, "key": ", ".join(keys)},
+    )
+    stray_pre = int((~np.isin(out["pre_pt_root_id"].to_numpy(np.int64), pre)).sum())
+    stray_post = int((~np.isin(out["post_pt_root_id"].to_numpy(np.int64), post)).sum())
+    yield dg.AssetCheckResult(
+        asset_key=CHUNKS,
+        check_name="within_selection",
+        passed=stray_pre == 0 and stray_post == 0,
+        metadata={"rows_with_unselected_pre": stray_pre, "rows_with_foreign_post": stray_post},
+    )
+
+
+def totals_expressions(mode: str) -> dict[str, str]:
+    """SQL aggregates that summarise synapse rows of either mode."""
+    pairs = "count(DISTINCT (pre_pt_root_id, post_pt_root_id))"
+    if mode == "individual":
+        return {
+            "rows": "count(*)",
+            "synapses": "count(*)",
+            "size": "sum(size)",
+            "pairs": pairs,
+            "distinct_ids": "count(DISTINCT id)",
+        }
+    return {"rows": "count(*)", "synapses": "sum(n_synapses)", "size": "sum(size)", "pairs": pairs}
+
+
+def tallied_columns(mode: str) -> tuple[str, ...]:
+    """Columns whose sums the writer tallies while streaming the roll-up."""
+    return ("size",) if mode == "individual" else ("size", "n_synapses")
+
+
+def rollup_results(written: dict[str, int], chunks: dict[str, int], mode: str):
+    """The roll-up check: what was written against the sums over the chunk files."""
+    synapses_written = written["rows"] if mode == "individual" else written["n_synapses"]
+    unique = chunks["distinct_ids"] if mode == "individual" else chunks["pairs"]
+    problems = []
+    if written["rows"] != chunks["rows"]:
+        problems.append(f"rows {written['rows']} != {chunks['rows']}")
+    if written["size"] != chunks["size"]:
+        problems.append(f"size {written['size']} != {chunks['size']}")
+    if synapses_written != chunks["synapses"]:
+        problems.append(f"synapses {synapses_written} != {chunks['synapses']}")
+    if unique != chunks["rows"]:
+        problems.append(f"{chunks['rows'] - unique} duplicated rows across chunks")
+    yield dg.AssetCheckResult(
+        asset_key=ROLLUP,
+        check_name="totals_match_chunks",
+        passed=not problems,
+        description="; ".join(problems) or "written totals equal the chunks' totals",
+        metadata={
+            **{f"written_{k}": v for k, v in written.items()},
+            **{f"chunks_{k}": v for k, v in chunks.items()},
+        },
+    )
+
+
+def class_matrix(paths: list[UPath], units: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Synapse counts by presynaptic (rows) and postsynaptic (columns) cell class."""
+    cells = units.drop_duplicates("pt_root_id")[["pt_root_id", "classification_system"]]
+    cells = cells.astype({"pt_root_id": "int64", "classification_system": "object"})
+    weight = "1" if mode == "individual" else "n_synapses"
+    con = duckdb.connect()
+    con.register("cells", cells)
+    frame = con.execute(
+        f"""
+        SELECT coalesce(pre.classification_system, '(not a unit)') AS pre_class,
+               post.classification_system AS post_class,
+               sum({weight}) AS synapses
+        FROM read_parquet(?) AS s
+        LEFT JOIN cells AS pre ON s.pre_pt_root_id = pre.pt_root_id
+        JOIN cells AS post ON s.post_pt_root_id = post.pt_root_id
+        GROUP BY ALL
+        """,
+        [[str(p) for p in paths]],
+    ).df()
+    return frame.pivot_table(
+        index="pre_class", columns="post_class", values="synapses", aggfunc="sum", fill_value=0
+    ).astype("int64")

@@ -1,0 +1,177 @@
+"""Synapse chunks and their roll-up, materialized from the emulator under a tiny row cap."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from upath import UPath
+
+from microns_assets.emulator import Faults
+from microns_assets.partitions import VERSION_DIM
+from microns_assets.processing.chunks import CHUNK_KEYS
+from microns_assets.raw.assets import raw_assets
+from microns_assets.resources import CaveResource, ParquetIOManager
+from microns_assets.storage import read_frame
+from microns_assets.synapses.assets import synapse_chunks, synapses
+from microns_assets.units.assets import units_and_layers
+
+ALL = [*raw_assets, units_and_layers, synapse_chunks, synapses]
+CAP = 1_000
+
+
+@pytest.fixture(scope="module")
+def workspace(session_emulator, tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    with dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("home"))) as instance:
+        instance.add_dynamic_partitions(VERSION_DIM, ["1300"])
+        resources = {
+            "cave": CaveResource(
+                datastack=session_emulator.datastack,
+                server_address=session_emulator.url,
+                row_cap=CAP,
+                backoff_factor_s=0.01,
+            ),
+            "io_manager": ParquetIOManager(
+                data_dir=str(data), datastack=session_emulator.datastack
+            ),
+        }
+        result = dg.materialize(
+            ALL,
+            selection=dg.AssetSelection.groups("cave_raw", "units"),
+            partition_key="1300",
+            resources=resources,
+            instance=instance,
+        )
+        assert result.success
+        yield instance, resources, UPath(data) / session_emulator.datastack / "v1300"
+
+
+def run(workspace, asset: str, key, config: dict | None = None):
+    instance, resources, _ = workspace
+    run_config = {"ops": {asset: {"config": config}}} if config is not None else None
+    return dg.materialize(
+        ALL,
+        selection=dg.AssetSelection.assets(asset),
+        partition_key=key,
+        resources=resources,
+        instance=instance,
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+
+def chunk_key(chunk: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({VERSION_DIM: "1300", "synapse_chunk": chunk})
+
+
+def download_all(workspace, config: dict) -> list:
+    results = [run(workspace, "synapse_chunks", chunk_key(c), config) for c in CHUNK_KEYS]
+    assert all(r.success for r in results)
+    return results
+
+
+def truth(emulator, pre: np.ndarray, post: np.ndarray) -> pd.DataFrame:
+    syn = emulator.ground_truth(1300, "synapses_pni_2")
+    return syn[syn["pre_pt_root_id"].isin(pre) & syn["post_pt_root_id"].isin(post)]
+
+
+def failure(result) -> str:
+    """Messages of the failed steps, with the errors that caused them."""
+    messages = []
+    for event in result.all_events:
+        error = event.step_failure_data.error if event.is_step_failure else None
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    return " ".join(messages)
+
+
+def test_default_selection_aggregated_equals_ground_truth(workspace, session_emulator):
+    session_emulator.server.row_cap = CAP
+    session_emulator.server.faults = Faults(fail_rate=0.2, drop_rate=0.2, seed=21)
+    try:
+        results = download_all(workspace, {})
+        rollup = run(workspace, "synapses", "1300")
+    finally:
+        session_emulator.server.row_cap = 200_000
+        session_emulator.server.faults = Faults()
+    assert rollup.success
+    checks = [e for r in [*results, rollup] for e in r.get_asset_check_evaluations()]
+    assert checks and all(e.passed for e in checks)
+    capped = sum(
+        e.materialization.metadata["capped_queries_split"].value
+        for r in results
+        for e in r.get_asset_materialization_events()
+    )
+    assert capped > 0  # the cap really cut answers, and they were split
+
+    units = read_frame(workspace[2] / "units.parquet")["pt_root_id"].to_numpy(np.int64)
+    expected = (
+        truth(session_emulator, units, units)
+        .groupby(["pre_pt_root_id", "post_pt_root_id"])["size"]
+        .agg(["sum", "count"])
+        .reset_index()
+    )
+    merged = read_frame(workspace[2] / "synapses.parquet")
+    assert len(merged) == len(expected) > 10_000
+    assert merged["pre_pt_root_id"].tolist() == expected["pre_pt_root_id"].tolist()  # sorted
+    assert merged["post_pt_root_id"].tolist() == expected["post_pt_root_id"].tolist()
+    assert merged["size"].tolist() == expected["sum"].tolist()
+    assert merged["n_synapses"].tolist() == expected["count"].tolist()
+    meta = rollup.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["total_synapses"].value == expected["count"].sum()
+    assert "excitatory_neuron" in meta["synapses_by_class"].value
+
+
+def test_individual_synapses_of_a_selection(workspace, session_emulator):
+    config = {
+        "mode": "individual",
+        "pre": {"layer": ["L2/3", "L4"]},
+        "post": {"sample": 150, "sample_seed": 4},
+        "remove_autapses": True,
+    }
+    download_all(workspace, config)
+    assert run(workspace, "synapses", "1300").success
+    units = read_frame(workspace[2] / "units.parquet")
+    pre = units.loc[units["layer"].isin(["L2/3", "L4"]), "pt_root_id"].to_numpy(np.int64)
+    post = np.sort(
+        np.random.default_rng(4).choice(np.unique(units["pt_root_id"]), 150, replace=False)
+    )
+    expected = truth(session_emulator, pre, post)
+    expected = expected[expected["pre_pt_root_id"] != expected["post_pt_root_id"]]
+    merged = read_frame(workspace[2] / "synapses.parquet")
+    assert sorted(merged["id"]) == sorted(expected["id"])
+    assert merged["ctr_y_um"].between(-100, 1_100).all()
+    prov = merged.attrs["provenance"]
+    assert prov["selection"]["post"] == {"sample": 150, "sample_seed": 4}
+    assert prov["selection"]["mode"] == "individual"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"pre": {"layer": ["L7"]}}, "unknown layer"),
+        ({"post": {"layer": ["L1"], "classification_system": ["excitatory_neuron"],
+                   "cell_type": ["23P"], "brain_area": ["LM"]}}, "matches no unit"),
+    ],
+)  # fmt: skip
+def test_bad_selection_fails_clearly(workspace, config, message):
+    result = run(workspace, "synapse_chunks", chunk_key("00"), config)
+    assert not result.success
+    assert message in failure(result)
+
+
+def test_rollup_refuses_mixed_selections_and_names_missing_chunks(workspace):
+    download_all(workspace, {})
+    assert run(workspace, "synapse_chunks", chunk_key("05"), {"mode": "individual"}).success
+    result = run(workspace, "synapses", "1300")
+    assert not result.success
+    assert "different selections" in failure(result)
+
+    assert run(workspace, "synapse_chunks", chunk_key("05"), {}).success
+    (workspace[2] / "synapse_chunks" / "07.parquet").unlink()
+    result = run(workspace, "synapses", "1300")
+    assert not result.success
+    assert "['07']" in failure(result)
