@@ -44,7 +44,7 @@ def _connect(memory_limit: str, temp_dir: str | None) -> duckdb.DuckDBPyConnecti
 def sorted_batches(
     paths: list[UPath],
     order_by: list[str],
-    memory_limit: str = "1GB",
+    memory_limit: str = "256MB",
     temp_dir: str | None = None,
     batch_rows: int = 1_000_000,
 ) -> pa.RecordBatchReader:
@@ -52,7 +52,7 @@ def sorted_batches(
     con = _connect(memory_limit, temp_dir)
     files = [str(p) for p in paths]
     columns = ", ".join(f'"{c}"' for c in order_by)
-    relation = con.execute(f"SELECT * FROM read_parquet(?) ORDER BY {columns}", [files])
+    relation = con.sql(f"SELECT * FROM read_parquet(?) ORDER BY {columns}", params=[files])
     return relation.to_arrow_reader(batch_rows)
 
 
