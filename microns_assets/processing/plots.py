@@ -17,13 +17,26 @@ CLASS_COLOURS = {
 }
 
 
-def depth_profile_png(units: pd.DataFrame, segments: pd.DataFrame, bin_um: float = 10.0) -> bytes:
-    """Cells per depth bin for each class (depth downwards), layer boundaries drawn across."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(fig) -> bytes:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def depth_profile_png(units: pd.DataFrame, segments: pd.DataFrame, bin_um: float = 10.0) -> bytes:
+    """Cells per depth bin for each class (depth downwards), layer boundaries drawn across."""
+    plt = _pyplot()
     cells = units.drop_duplicates("nucleus_id")
     depth = cells["pt_position_y"].to_numpy(float)
     edges = np.arange(np.floor(depth.min()), depth.max() + bin_um, bin_um)
@@ -42,21 +55,14 @@ def depth_profile_png(units: pd.DataFrame, segments: pd.DataFrame, bin_um: float
     ax.set_ylabel("depth below pia (µm)")
     ax.set_title(f"{len(cells):,} units by class along cortical depth")
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def connectivity_png(matrix: pd.DataFrame) -> bytes:
     """Heatmap of synapse counts, presynaptic class (rows) by postsynaptic class (columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
+    plt = _pyplot()
     values = matrix.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
     image = ax.imshow(np.where(values > 0, values, np.nan), cmap="viridis",
@@ -69,8 +75,4 @@ def connectivity_png(matrix: pd.DataFrame) -> bytes:
     ax.set_ylabel("presynaptic class")
     ax.set_title("synapses by cell class")
     fig.colorbar(image, ax=ax, label="synapses")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)

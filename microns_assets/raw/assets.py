@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from microns_assets.cave import fetch_complete
-from microns_assets.config import ROLES, load_versions_config
+from microns_assets.config import ROLES, VersionConfig, load_versions_config
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.partitions import mat_version
 from microns_assets.provenance import provenance
@@ -29,9 +29,10 @@ DESCRIPTIONS = {
 }
 
 
-def _fetch(context: dg.AssetExecutionContext, cave: CaveResource, role: str) -> pd.DataFrame:
-    version = int(context.partition_key)
-    cfg = load_versions_config().get(version)
+def _fetch(
+    context: dg.AssetExecutionContext, cave: CaveResource, role: str, cfg: VersionConfig
+) -> pd.DataFrame:
+    version = cfg.version
     conn = cave.connection
     conn.check_version(version)
     stamp = conn.version_metadata(version)["time_stamp"].isoformat()
@@ -109,7 +110,7 @@ def build_raw_asset(role: str) -> dg.AssetsDefinition:
     def raw_table(context: dg.AssetExecutionContext, cave: CaveResource) -> pd.DataFrame:
         cfg = load_versions_config().get(int(context.partition_key))
         with cave_errors_as_failures(context, cfg.retry):
-            return _fetch(context, cave, role)
+            return _fetch(context, cave, role, cfg)
 
     return raw_table
 

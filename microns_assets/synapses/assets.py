@@ -11,6 +11,7 @@ from upath import UPath
 
 from microns_assets.cave.synapses import download_synapses
 from microns_assets.config import load_versions_config
+from microns_assets.metadata import png_markdown
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM, by_version, mat_version, version_chunk
 from microns_assets.processing.chunks import N_CHUNKS, chunk_of
 from microns_assets.processing.plots import connectivity_png
@@ -24,12 +25,6 @@ from microns_assets.synapses import checks
 from microns_assets.synapses.config import SynapseConfig
 
 GROUP = "synapses"
-
-
-def _markdown_png(png: bytes) -> dg.MetadataValue:
-    import base64
-
-    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 @dg.asset(
@@ -158,7 +153,7 @@ def synapses(
             "chunks": len(paths),
             "mode": selection["mode"],
             "synapses_by_class": dg.MetadataValue.md(matrix.to_markdown()),
-            "connectivity": _markdown_png(connectivity_png(matrix)),
+            "connectivity": png_markdown(connectivity_png(matrix), "synapses by cell class"),
         },
     )
     yield from checks.rollup_results(streamed.written, chunk_totals, selection["mode"])

@@ -4,7 +4,6 @@ Runs `processing.build_units` (the seed's `process_nucleus_data`) and attaches w
 looks at first: counts by layer and class, the layer boundaries, a depth profile picture.
 """
 
-import base64
 from typing import Literal
 
 import dagster as dg
@@ -12,6 +11,7 @@ import pandas as pd
 from pydantic import Field
 
 from microns_assets.config import ROLES
+from microns_assets.metadata import png_markdown
 from microns_assets.partitions import mat_version
 from microns_assets.processing import InputTableError, build_units
 from microns_assets.processing.plots import depth_profile_png
@@ -36,10 +36,6 @@ class UnitsConfig(dg.Config):
         "at MICrONS scale (>= 50,000 units), scaled down with cell density on smaller data.",
     )
     bin_um: float = Field(10.0, gt=0, description="Depth bin size for layer segmentation (µm).")
-
-
-def _markdown_png(png: bytes, alt: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def _provenance(tables: dict[str, pd.DataFrame], version: int, config: UnitsConfig, **extra):
@@ -127,7 +123,7 @@ def units_and_layers(
             "functional_mode": config.functional,
             "l23_threshold": dg.MetadataValue.int(threshold),
             "units_by_layer_and_class": dg.MetadataValue.md(by_layer.to_markdown()),
-            "depth_profile": _markdown_png(depth_profile_png(units, segments), "depth profile"),
+            "depth_profile": png_markdown(depth_profile_png(units, segments), "depth profile"),
         },
     )
     yield dg.Output(
