@@ -11,7 +11,7 @@ so no row can be lost or counted twice. No Dagster imports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,6 @@ class DownloadStats:
     batches_done: int = 0
     batches: int = 0
     splits_by_id: int = 0
-    log: list[str] = field(default_factory=list)
 
     def count(self, result: QueryResult) -> None:
         """Record one query."""

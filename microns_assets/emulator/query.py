@@ -102,11 +102,11 @@ class QueryEngine:
         return frame, self._column_maps(self._tables_for_version(version), tables)
 
     @staticmethod
-    def _names(vt: VersionTables, tables: list) -> list[str]:
+    def _names(tables: list) -> list[str]:
         return [t if isinstance(t, str) else t[0] for t in tables]
 
     def _column_maps(self, vt: VersionTables, tables: list) -> dict[str, dict[str, str]]:
-        names = self._names(vt, tables)
+        names = self._names(tables)
         if len(names) == 1:
             return {names[0]: {c: c for c in vt.get(names[0]).column_names}}
         left, right = names
