@@ -6,6 +6,7 @@ Expects the environment the CLI sets (`DAGSTER_HOME`, `MICRONS_CAVE_SERVER=embed
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -51,9 +52,10 @@ def run_demo(version: int, dagster_home: Path, data_dir: str) -> int:
     print(f"Data:            {data_dir}")
     print(f"Dagster instance: {dagster_home}")
     print("Browse the runs, materializations and lineage in the web UI:")
+    dagster = Path(sys.executable).parent / "dagster"  # the one installed beside us
     print(
         f"  DAGSTER_HOME={dagster_home} MICRONS_CAVE_SERVER=embedded "
-        f"MICRONS_DATA_DIR={data_dir} dagster dev -m microns_assets.definitions\n"
+        f"MICRONS_DATA_DIR={data_dir} {dagster} dev -m microns_assets.definitions\n"
         "  then open http://127.0.0.1:3000"
     )
     return 0 if result.success else 1
