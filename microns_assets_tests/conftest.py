@@ -56,3 +56,17 @@ def connect(emu: Emulator, **overrides) -> CaveConnection:
 @pytest.fixture(autouse=True)
 def _quiet_caveclient() -> None:
     logging.getLogger("caveclient").setLevel(logging.ERROR)
+
+
+def failure_messages(result) -> str:
+    """Error messages of a run's failed steps and resources, with the errors that caused them."""
+    messages = []
+    for event in result.all_events:
+        if event.event_type_value not in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE"):
+            continue
+        error = event.event_specific_data.error
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    assert messages, "expected a failed step or resource"
+    return " ".join(messages)

@@ -13,6 +13,7 @@ from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.roles import REQUIRED
 from microns_assets.storage import read_frame
+from microns_assets_tests.conftest import failure_messages
 
 
 @pytest.fixture
@@ -106,28 +107,17 @@ def test_survives_faults(emulator, instance, tmp_path):
     assert emulator.server.stats.faults > 0
 
 
-def _failure_message(result) -> str:
-    """The error messages of every failed step or resource of a run."""
-    errors = [
-        e.event_specific_data.error.message
-        for e in result.all_events
-        if e.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE")
-    ]
-    assert errors, "expected a failed step or resource"
-    return " ".join(errors)
-
-
 def test_expired_version_fails_with_a_clear_message(emulator, instance, tmp_path):
     result = materialize(emulator, instance, tmp_path, 1078)
     assert not result.success
-    assert "expired" in _failure_message(result)
+    assert "expired" in failure_messages(result)
     assert not (UPath(tmp_path) / emulator.datastack / "v1078").exists()
 
 
 def test_version_the_server_does_not_list_fails_fast(emulator, instance, tmp_path):
     result = materialize(emulator, instance, tmp_path, 1999)
     assert not result.success
-    assert "Available versions" in _failure_message(result)
+    assert "Available versions" in failure_messages(result)
     assert emulator.server.stats.queries == 0  # nothing was downloaded
 
 
@@ -136,7 +126,7 @@ def test_bad_token_fails_without_retries(emulator, instance, tmp_path, monkeypat
     monkeypatch.setenv("CAVE_TOKEN", "wrong")
     result = materialize(emulator, instance, tmp_path, 1300)
     assert not result.success
-    assert "CAVE_TOKEN" in _failure_message(result)
+    assert "CAVE_TOKEN" in failure_messages(result)
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries == []
 
@@ -179,22 +169,27 @@ def test_unavailable_server_is_retried_with_the_versions_policy(
     assert not result.success
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retried) == 2  # max_retries of version 1300 in the custom file
-    assert "kept failing" in _failure_message(result)
+    assert "kept failing" in failure_messages(result)
 
 
-def test_embedded_server_refuses_a_real_datastack_name(instance, tmp_path):
-    result = dg.materialize(
-        [a for a in raw_assets if a.key.path[-1] == "nucleus"],
+def materialize_embedded(instance, data_dir, role: str, datastack: str):
+    """Materialize one raw role with the CAVE server set to `embedded`."""
+    return dg.materialize(
+        [a for a in raw_assets if a.key.path[-1] == role],
         partition_key="1300",
         resources={
-            "cave": CaveResource(server_address="embedded", datastack="minnie65_public"),
-            "io_manager": ParquetIOManager(data_dir=str(tmp_path), datastack="minnie65_public"),
+            "cave": CaveResource(server_address="embedded", datastack=datastack),
+            "io_manager": ParquetIOManager(data_dir=str(data_dir), datastack=datastack),
         },
         instance=instance,
         raise_on_error=False,
     )
+
+
+def test_embedded_server_refuses_a_real_datastack_name(instance, tmp_path):
+    result = materialize_embedded(instance, tmp_path, "nucleus", "minnie65_public")
     assert not result.success
-    assert "serves only 'minnie65_synthetic'" in _failure_message(result)
+    assert "serves only 'minnie65_synthetic'" in failure_messages(result)
     assert not (UPath(tmp_path) / "minnie65_public").exists()
 
 
@@ -202,16 +197,7 @@ def test_embedded_server_runs_the_emulator_in_process(
     instance, tmp_path, emulator_cache, monkeypatch
 ):
     monkeypatch.setenv("MICRONS_EMULATOR_CACHE", str(emulator_cache))
-    result = dg.materialize(
-        [a for a in raw_assets if a.key.path[-1] == "cell_types"],
-        partition_key="1300",
-        resources={
-            "cave": CaveResource(server_address="embedded", datastack="minnie65_synthetic"),
-            "io_manager": ParquetIOManager(data_dir=str(tmp_path), datastack="minnie65_synthetic"),
-        },
-        instance=instance,
-        raise_on_error=False,
-    )
+    result = materialize_embedded(instance, tmp_path, "cell_types", "minnie65_synthetic")
     assert result.success
     path = UPath(tmp_path) / "minnie65_synthetic/v1300/cave_raw/cell_types.parquet"
     frame = read_frame(path)

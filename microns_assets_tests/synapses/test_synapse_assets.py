@@ -16,6 +16,7 @@ from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.storage import read_frame
 from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
+from microns_assets_tests.conftest import failure_messages
 
 ALL = [*raw_assets, units_and_layers, synapse_chunks, synapses]
 CAP = 1_000
@@ -75,17 +76,6 @@ def download_all(workspace, config: dict) -> list:
 def truth(emulator, pre: np.ndarray, post: np.ndarray) -> pd.DataFrame:
     syn = emulator.ground_truth(1300, "synapses_pni_2")
     return syn[syn["pre_pt_root_id"].isin(pre) & syn["post_pt_root_id"].isin(post)]
-
-
-def failure(result) -> str:
-    """Messages of the failed steps, with the errors that caused them."""
-    messages = []
-    for event in result.all_events:
-        error = event.step_failure_data.error if event.is_step_failure else None
-        while error is not None:
-            messages.append(error.message)
-            error = error.cause
-    return " ".join(messages)
 
 
 def test_default_selection_aggregated_equals_ground_truth(workspace, session_emulator):
@@ -160,7 +150,7 @@ def test_individual_synapses_of_a_selection(workspace, session_emulator):
 def test_bad_selection_fails_clearly(workspace, config, message):
     result = run(workspace, "synapse_chunks", chunk_key("00"), config)
     assert not result.success
-    assert message in failure(result)
+    assert message in failure_messages(result)
 
 
 def test_rollup_refuses_mixed_selections_and_names_missing_chunks(workspace):
@@ -168,10 +158,10 @@ def test_rollup_refuses_mixed_selections_and_names_missing_chunks(workspace):
     assert run(workspace, "synapse_chunks", chunk_key("05"), {"mode": "individual"}).success
     result = run(workspace, "synapses", "1300")
     assert not result.success
-    assert "different selections" in failure(result)
+    assert "different selections" in failure_messages(result)
 
     assert run(workspace, "synapse_chunks", chunk_key("05"), {}).success
     (workspace[2] / "synapse_chunks" / "07.parquet").unlink()
     result = run(workspace, "synapses", "1300")
     assert not result.success
-    assert "['07']" in failure(result)
+    assert "['07']" in failure_messages(result)

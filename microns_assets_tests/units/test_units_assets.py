@@ -16,6 +16,7 @@ from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.storage import read_frame, write_frame
 from microns_assets.units.assets import units_and_layers
 from microns_assets.vocabulary import CORTICAL_LAYERS
+from microns_assets_tests.conftest import failure_messages
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,5 @@ def test_missing_column_is_a_clear_failure(workspace, scratch_version):
     _corrupt(workspace, scratch_version, "cell_types", lambda f: f.drop(columns="cell_type"))
     result = run_units(workspace, scratch_version)
     assert not result.success
-    failure = next(e for e in result.all_events if e.is_step_failure)
-    message = failure.step_failure_data.error.message
+    message = failure_messages(result)
     assert "'cell_types' table has no column 'cell_type'" in message and "1718" in message
