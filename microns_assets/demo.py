@@ -17,7 +17,8 @@ from microns_assets.partitions import VERSION_DIM
 
 def run_demo(version: int, dagster_home: Path, data_dir: str) -> int:
     """Run the units job (raw tables, units, layer segments) for `version`; print a summary."""
-    from microns_assets.definitions import defs, units_job
+    from microns_assets.definitions import defs
+    from microns_assets.jobs import units_job
 
     start = time.perf_counter()
     instance = dg.DagsterInstance.get()

@@ -1,0 +1,37 @@
+"""Asset jobs, one per partition group: Dagster runs one partitions definition per run.
+
+`cave_raw_tables` and `raw_tables_and_units` run per version; `synapse_chunk_download` per
+version x chunk; `synapses_rollup` per version. `microns_assets.materialize` drives them in order.
+"""
+
+import dagster as dg
+
+from microns_assets.raw.assets import GROUP as RAW_GROUP
+from microns_assets.synapses.assets import synapse_chunks, synapses
+from microns_assets.units.assets import GROUP as UNITS_GROUP
+
+raw_tables_job = dg.define_asset_job(
+    "cave_raw_tables",
+    selection=dg.AssetSelection.groups(RAW_GROUP),
+    description="Download every raw CAVE table (one asset per role) for a version.",
+)
+
+units_job = dg.define_asset_job(
+    "raw_tables_and_units",
+    selection=dg.AssetSelection.groups(RAW_GROUP, UNITS_GROUP),
+    description="Raw CAVE tables of a version, then its units table and layer segments.",
+)
+
+chunks_job = dg.define_asset_job(
+    "synapse_chunk_download",
+    selection=dg.AssetSelection.assets(synapse_chunks),
+    description="Download one synapse chunk of one version (partition: version x chunk).",
+)
+
+rollup_job = dg.define_asset_job(
+    "synapses_rollup",
+    selection=dg.AssetSelection.assets(synapses),
+    description="Roll all synapse chunks of a version up into the merged `synapses` table.",
+)
+
+ALL_JOBS = [raw_tables_job, units_job, chunks_job, rollup_job]
