@@ -1,23 +1,32 @@
-"""The `microns-assets` command: `emulator` serves the synthetic CAVE, `demo` runs the pipeline.
+"""The `microns-assets` command line: argument parsing only; the work is in `commands/`.
 
-Heavy imports happen inside the subcommands, so `--help` is instant.
+Subcommands: `materialize` (the whole graph of one version), `demo` (`materialize` of 1300 on
+the embedded emulator), `dev` (the web UI), `versions` (what the server lists and what is
+here), `emulator` (serve the synthetic CAVE). Heavy imports happen inside the subcommands,
+so `--help` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from pathlib import Path
 
-DEMO_VERSION = 1300
+from microns_assets.commands.environment import add_location_flags
+from microns_assets.commands.materialize import DEMO_VERSION
 
 
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
 
 
@@ -49,76 +58,79 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help=f"run the pipeline on the embedded emulator for version {DEMO_VERSION}",
-        description="Start the embedded CAVE emulator, materialize the raw tables, units and "
-        f"layer segments of version {DEMO_VERSION} of minnie65_synthetic into the Dagster "
-        "instance at DAGSTER_HOME "
-        "(default ./.dagster_home) and the data dir (default ./data), then print a summary.",
+        help=f"materialize version {DEMO_VERSION} on the embedded emulator",
+        description="Start the embedded CAVE emulator and materialize the whole graph of "
+        f"version {DEMO_VERSION} of minnie65_synthetic (raw tables, units, layer segments, "
+        "32 synapse chunks, synapses) into the Dagster instance at DAGSTER_HOME (default "
+        "./.dagster_home) and the data dir (default ./data); print rows and paths per asset "
+        "and the command that opens the web UI on them.",
     )
     demo.add_argument("--data-dir", default=None, help="default: $MICRONS_DATA_DIR or ./data")
     demo.add_argument(
         "--dagster-home", default=None, help="default: $DAGSTER_HOME or ./.dagster_home"
     )
+    demo.add_argument(
+        "--jobs", type=_positive, default=os.cpu_count() or 1, help="chunks at a time"
+    )
+
+    mat = sub.add_parser(
+        "materialize",
+        help="materialize the whole asset graph of one version",
+        description="Raw tables, units and layer segments, every synapse chunk (--jobs at a "
+        "time) and the synapses roll-up of one materialization version, as Dagster runs on "
+        "the persistent instance (visible in the web UI). Partitions already materialized "
+        "from the same inputs and config are skipped (--force redoes them). Exit status 1 "
+        "names each failed asset and partition; running again finishes only what is missing.",
+    )
+    mat.add_argument("--version", type=int, required=True, help="CAVE materialization version")
+    add_location_flags(mat)
+    mat.add_argument(
+        "--jobs", type=_positive, default=os.cpu_count() or 1, help="chunks at a time (cores)"
+    )
+    mat.add_argument("--force", action="store_true", help="redo partitions that are current")
+    mat.add_argument(
+        "--config", default=None, help="YAML run config (`ops:` section, as in the launchpad)"
+    )
+
+    dev = sub.add_parser(
+        "dev",
+        help="open the Dagster web UI on this project (dagster dev)",
+        description="Run `dagster dev -m microns_assets.definitions` on the instance at "
+        "DAGSTER_HOME (default ./.dagster_home); with the embedded server, start one emulator "
+        "for the session first. Other arguments go to `dagster dev` (e.g. -p 3001).",
+    )
+    add_location_flags(dev)
+
+    versions = sub.add_parser(
+        "versions",
+        help="list the server's versions, which expired, which are materialized here",
+        description="One line per version the server lists: publication time, current or "
+        "expired, expiry date, and which assets of it have files in the data dir.",
+    )
+    add_location_flags(versions)
     return parser
-
-
-def _emulator(args: argparse.Namespace) -> int:
-    from microns_assets.emulator import Emulator, Faults
-
-    faults = Faults(
-        fail_rate=args.fail_rate,
-        drop_rate=args.drop_rate,
-        latency_ms=args.latency_ms,
-        seed=args.fault_seed,
-    )
-    emulator = Emulator(
-        scale=args.scale,
-        seed=args.seed,
-        host=args.host,
-        port=args.port,
-        row_cap=args.row_cap,
-        faults=faults,
-        token=args.token,
-    ).start()
-    print(emulator.url, flush=True)
-    print(
-        f"serving {emulator.datastack} ({emulator.n_nuclei} nuclei, seed {args.seed}); "
-        "Ctrl-C stops",
-        file=sys.stderr,
-        flush=True,
-    )
-
-    def stop(signum, frame) -> None:
-        emulator.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        emulator.serve_forever()
-    except KeyboardInterrupt:
-        emulator.stop()
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
-    data = str(Path(args.data_dir).resolve()) if args.data_dir else None
-    data = data or os.environ.get("MICRONS_DATA_DIR") or str(Path("data").resolve())
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["MICRONS_CAVE_SERVER"] = "embedded"
-    os.environ["MICRONS_DATA_DIR"] = data
-    os.environ.pop("MICRONS_DATASTACK", None)
-
-    from microns_assets.demo import run_demo
-
-    return run_demo(DEMO_VERSION, home, data)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `microns-assets` console script."""
-    args = _parser().parse_args(argv)
-    handlers = {"emulator": _emulator, "demo": _demo}
-    return handlers[args.command](args)
+    args, extra = _parser().parse_known_args(argv)
+    if extra and args.command != "dev":
+        _parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "emulator":
+        from microns_assets.commands.emulator import emulator
+
+        return emulator(args)
+    if args.command == "dev":
+        from microns_assets.commands.dev import dev
+
+        return dev(args, extra)
+    if args.command == "versions":
+        from microns_assets.commands.versions import versions
+
+        return versions(args)
+    from microns_assets.commands.materialize import demo, materialize
+
+    return demo(args) if args.command == "demo" else materialize(args)
 
 
 if __name__ == "__main__":

@@ -31,12 +31,16 @@ def test_demo_materializes_version_1300_into_a_persistent_instance(tmp_path, emu
     assert len(read_frame(data / "nucleus.parquet")) == 3_000
     units = data.parent / "units.parquet"
     assert str(units) in out.stdout and len(read_frame(units)) > 1_000
-    assert "dagster dev" in out.stdout and str(tmp_path / ".dagster_home") in out.stdout
+    synapses = data.parent / "synapses.parquet"
+    assert str(synapses) in out.stdout and len(read_frame(synapses)) > 10_000
+    assert "microns-assets dev" in out.stdout and str(tmp_path / ".dagster_home") in out.stdout
 
     home = tmp_path / ".dagster_home"
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
-        assert [r.job_name for r in runs] == ["raw_tables_and_units"]
-        assert runs[0].tags["dagster/partition"] == "1300"
+        jobs = sorted({r.job_name for r in runs})
+        assert jobs == ["raw_tables_and_units", "synapse_chunk_download", "synapses_rollup"]
+        assert len(runs) == 34 and all(r.is_success for r in runs)
+        assert {r.tags["dagster/partition"].split("|")[0] for r in runs} == {"1300"}
         key = dg.AssetKey(["cave_raw", "nucleus"])
         assert instance.get_latest_materialization_event(key) is not None

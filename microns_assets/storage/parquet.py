@@ -87,8 +87,18 @@ def read_provenance(path: UPath) -> dict:
 
 
 def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a file back with its dtypes; provenance goes to `frame.attrs["provenance"]`."""
+    """Read a file back with its dtypes; provenance goes to `frame.attrs["provenance"]`.
+
+    Raises:
+        ValueError: `columns` names a column the file does not have (Parquet would silently
+            leave it out).
+    """
     file = _open_parquet(path)
+    if columns is not None:
+        names = file.schema_arrow.names
+        unknown = [c for c in columns if c not in names]
+        if unknown:
+            raise ValueError(f"{path} has no column(s) {unknown}; its columns are {names}")
     try:
         table = file.read(columns=columns)
     except (pa.ArrowInvalid, OSError) as err:

@@ -1,0 +1,45 @@
+"""`microns-assets emulator`: serve the synthetic CAVE datastack on loopback until killed."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+
+def emulator(args: argparse.Namespace) -> int:
+    """Start the emulator, print its URL as the first line of stdout, serve until killed."""
+    from microns_assets.emulator import Emulator, Faults
+
+    faults = Faults(
+        fail_rate=args.fail_rate,
+        drop_rate=args.drop_rate,
+        latency_ms=args.latency_ms,
+        seed=args.fault_seed,
+    )
+    emulator = Emulator(
+        scale=args.scale,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        row_cap=args.row_cap,
+        faults=faults,
+        token=args.token,
+    ).start()
+    print(emulator.url, flush=True)
+    print(
+        f"serving {emulator.datastack} ({emulator.n_nuclei} nuclei, seed {args.seed}); "
+        "Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    def stop(signum, frame) -> None:
+        emulator.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        emulator.stop()
+    return 0

@@ -1,0 +1,99 @@
+"""Where a command works: settings from flags over environment, the Dagster home, a connection.
+
+Flags win over `MICRONS_*` environment variables, which win over the defaults of `Settings`.
+The resolved settings are written back to `os.environ`, so everything the command starts
+(worker processes, `dagster dev`, the code location) sees the same values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from microns_assets.settings import (
+    EMBEDDED,
+    ENV_DATA_DIR,
+    ENV_DATASTACK,
+    ENV_SERVER,
+    Settings,
+)
+
+DEFAULT_HOME = ".dagster_home"
+
+#: The instance config a new Dagster home starts with (edit `dagster.yaml` to change it).
+DAGSTER_YAML = """\
+# Written by microns-assets for a new Dagster home; edit freely.
+# Steps in a pool run at most `default_limit` at a time across all runs of this instance.
+# Our only pool is `cave`: every step that queries CAVE (raw tables, synapse chunks).
+concurrency:
+  pools:
+    default_limit: 4
+# No usage statistics from a folder we created for you; set to true to share them.
+telemetry:
+  enabled: false
+"""
+
+
+def add_location_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every command that reads or writes results takes."""
+    parser.add_argument(
+        "--server", default=None, help=f"CAVE server URL or `embedded` (${ENV_SERVER})"
+    )
+    parser.add_argument("--datastack", default=None, help=f"datastack name (${ENV_DATASTACK})")
+    parser.add_argument(
+        "--data-dir", default=None, help=f"where the Parquet files go (${ENV_DATA_DIR}, ./data)"
+    )
+    parser.add_argument(
+        "--dagster-home",
+        default=None,
+        help=f"Dagster instance folder ($DAGSTER_HOME, ./{DEFAULT_HOME})",
+    )
+
+
+def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
+    """Settings and Dagster home from flags and environment; exported to `os.environ`."""
+    environ = dict(os.environ)
+    if args.server:
+        environ[ENV_SERVER] = args.server
+        if not args.datastack:
+            environ.pop(ENV_DATASTACK, None)  # the server's default datastack
+    if args.datastack:
+        environ[ENV_DATASTACK] = args.datastack
+    if args.data_dir:
+        environ[ENV_DATA_DIR] = str(_absolute(args.data_dir))
+    settings = Settings.from_env(environ)
+    home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    os.environ.update(
+        {
+            "DAGSTER_HOME": str(home),
+            ENV_SERVER: settings.server,
+            ENV_DATASTACK: settings.datastack,
+            ENV_DATA_DIR: settings.data_dir,
+        }
+    )
+    return settings, home
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
+
+
+@contextmanager
+def cave_connection(settings: Settings) -> Iterator[object]:
+    """A `CaveConnection` to the configured server (an in-process emulator when embedded)."""
+    from microns_assets.cave import CaveConnection, CaveSettings
+    from microns_assets.emulator import Emulator
+
+    token = os.environ.get("CAVE_TOKEN") or None
+    if settings.server != EMBEDDED:
+        yield CaveConnection(CaveSettings(settings.datastack, settings.server, token=token))
+        return
+    with Emulator() as emulator:
+        yield CaveConnection(CaveSettings(settings.datastack, emulator.url, token=token))

@@ -1,0 +1,51 @@
+"""`microns-assets versions`: what the server lists, what has expired, what is here locally."""
+
+from __future__ import annotations
+
+import argparse
+
+from microns_assets.commands.environment import cave_connection, resolve
+from microns_assets.config import ROLES
+from microns_assets.processing.chunks import CHUNK_KEYS
+from microns_assets.storage import asset_path
+
+
+def local_state(data_dir: str, datastack: str, version: int) -> str:
+    """Which assets of `version` have files in the data dir, e.g. `raw 7/7, units, chunks 32/32`."""
+
+    def exists(asset: list[str], chunk: str | None = None) -> bool:
+        return asset_path(data_dir, datastack, version, asset, chunk).exists()
+
+    raw = sum(exists(["cave_raw", role]) for role in ROLES)
+    chunks = sum(exists(["synapse_chunks"], c) for c in CHUNK_KEYS)
+    parts = [f"raw {raw}/{len(ROLES)}"] if raw else []
+    parts += [name for name in ("units", "layer_segments") if exists([name])]
+    parts += [f"chunks {chunks}/{len(CHUNK_KEYS)}"] if chunks else []
+    parts += ["synapses"] if exists(["synapses"]) else []
+    return ", ".join(parts) or "-"
+
+
+def versions(args: argparse.Namespace) -> int:
+    """Print one line per version the server lists (expired ones included)."""
+    from microns_assets.cave.errors import CaveError
+
+    settings, _ = resolve(args)
+    try:
+        with cave_connection(settings) as conn:
+            listed = conn.versions_metadata(expired=True)
+    except CaveError as err:
+        print(f"error: {err}")
+        return 2
+    print(
+        f"Versions of {settings.datastack} at {settings.server}; local data in {settings.data_dir}"
+    )
+    print(f"{'version':>8}  {'published':<19}  {'status':<9}  {'expires':<10}  local files")
+    for meta in listed:
+        version = int(meta["version"])
+        expired = not meta.get("valid", True) or meta.get("status") == "EXPIRED"
+        expires = str(meta.get("expires_on") or "never")[:10]
+        published = str(meta.get("time_stamp", ""))[:19].replace("T", " ")
+        status = "expired" if expired else "current"
+        local = local_state(settings.data_dir, settings.datastack, version)
+        print(f"{version:>8}  {published:<19}  {status:<9}  {expires:<10}  {local}")
+    return 0

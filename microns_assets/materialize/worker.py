@@ -1,0 +1,138 @@
+"""Worker processes of `materialize`: each runs whole Dagster runs, one partition at a time.
+
+A worker is a spawned process that received the driver's settings as environment variables
+before it imported the code location, so its resources point where the driver was told.
+Runs execute in-process in the worker, on the driver's (persistent) Dagster instance, so
+every run shows up in the web UI. Results travel back as plain picklable dataclasses.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
+
+#: The runs' console log level in a worker; the full event log is in the instance (web UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+#: Tag on every run `materialize` starts, so they are easy to find in the UI.
+DRIVER_TAG = "microns_assets/driver"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run: a job, one partition (version, and chunk for the chunk job), some assets."""
+
+    job: str
+    version: str
+    assets: tuple[str, ...]
+    chunk: str | None = None
+    run_config: dict = field(default_factory=dict)
+
+    @property
+    def partition_label(self) -> str:
+        """The partition as the UI spells it."""
+        return f"{self.version}|{self.chunk}" if self.chunk is not None else self.version
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """A failed step: what failed, on which partition, and the error chain."""
+
+    step: str
+    partition: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did: its id, success, failed steps, and {asset: (rows, path)} written."""
+
+    request: RunRequest
+    run_id: str
+    success: bool
+    failures: tuple[StepFailure, ...] = ()
+    written: dict[str, tuple[int, str]] = field(default_factory=dict)
+    failed_checks: tuple[str, ...] = ()
+
+
+#: This worker process's instance reference, then its instance (set by `init_worker`).
+_STATE: dict[str, object] = {}
+
+
+def init_worker(environ: dict[str, str], instance_ref: dg.InstanceRef) -> None:
+    """Process initializer: adopt the driver's settings before the definitions are imported."""
+    os.environ.update(environ)
+    _STATE["instance_ref"] = instance_ref
+
+
+def _instance() -> dg.DagsterInstance:
+    if "instance" not in _STATE:
+        _STATE["instance"] = dg.DagsterInstance.from_ref(_STATE["instance_ref"])
+    return _STATE["instance"]
+
+
+def _defs() -> dg.Definitions:
+    from microns_assets.definitions import defs  # after init_worker set the environment
+
+    return defs
+
+
+def _partition_key(request: RunRequest) -> str | dg.MultiPartitionKey:
+    if request.chunk is None:
+        return request.version
+    return dg.MultiPartitionKey({VERSION_DIM: request.version, CHUNK_DIM: request.chunk})
+
+
+def _error_text(error) -> str:
+    parts = []
+    while error is not None:
+        parts.append(error.message.strip())
+        error = error.cause
+    return " <- caused by: ".join(parts)
+
+
+def run(request: RunRequest) -> RunOutcome:
+    """Execute one run in this process and summarize it."""
+    job = _defs().resolve_job_def(request.job)
+    result = job.execute_in_process(
+        partition_key=_partition_key(request),
+        instance=_instance(),
+        asset_selection=[dg.AssetKey.from_user_string(a) for a in request.assets],
+        run_config={**QUIET, **request.run_config},
+        tags={DRIVER_TAG: "materialize"},
+        raise_on_error=False,
+    )
+    failures = []
+    for event in result.all_events:
+        if event.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE"):
+            error = event.event_specific_data.error
+            failures.append(
+                StepFailure(
+                    event.step_key or "resources", request.partition_label, _error_text(error)
+                )
+            )
+    written = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        meta = mat.metadata
+        written[mat.asset_key.to_user_string()] = (
+            int(meta["dagster/row_count"].value),
+            str(meta["path"].value),
+        )
+    failed_checks = tuple(
+        f"{e.asset_key.to_user_string()}:{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    )
+    return RunOutcome(
+        request=request,
+        run_id=result.run_id,
+        success=result.success,
+        failures=tuple(failures),
+        written=written,
+        failed_checks=failed_checks,
+    )

@@ -1,0 +1,119 @@
+"""Reading materialized assets from a notebook: `load(asset, version)` returns a DataFrame.
+
+Belongs here: read-only access to the Parquet files the IO manager wrote, found through the
+same layout (`storage.asset_path`) and the same settings (`Settings.from_env`). Not here:
+Dagster (importing or calling this module never imports dagster, and needs no Dagster
+instance), CAVE access, writing files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from numbers import Integral
+
+import pandas as pd
+from upath import UPath
+
+from microns_assets.config import ROLES
+from microns_assets.emulator.catalog import DATASTACK as SYNTHETIC_DATASTACK
+from microns_assets.settings import ENV_DATASTACK, Settings
+from microns_assets.storage import MissingDataError, asset_path, read_frame
+
+#: Key prefix of the raw role assets (`raw/assets.py`); a test holds the two equal.
+RAW_PREFIX = "cave_raw"
+#: What builds the files of a version.
+MATERIALIZE_COMMAND = (
+    "microns-assets materialize --version {version} --datastack {ds} --data-dir {root}"
+)
+
+#: Loadable names -> asset key path: per-version assets, raw roles by role and by asset key.
+ASSETS: dict[str, tuple[str, ...]] = {
+    "units": ("units",),
+    "layer_segments": ("layer_segments",),
+    "synapses": ("synapses",),
+    **{role: (RAW_PREFIX, role) for role in ROLES},
+    **{f"{RAW_PREFIX}/{role}": (RAW_PREFIX, role) for role in ROLES},
+}
+
+
+def _key(asset: str) -> tuple[str, ...]:
+    if asset not in ASSETS:
+        raise ValueError(
+            f"unknown asset {asset!r}; valid names are "
+            f"{', '.join(name for name in ASSETS if '/' not in name)} "
+            f"(raw roles also as {RAW_PREFIX}/<role>)"
+        )
+    return ASSETS[asset]
+
+
+def _version(version: int | str) -> int:
+    if isinstance(version, Integral) and not isinstance(version, bool):
+        return int(version)
+    if isinstance(version, str) and version.strip().isdigit():
+        return int(version)
+    raise ValueError(
+        f"version must be a CAVE materialization version number such as 1300, not {version!r}"
+    )
+
+
+def _materialized_elsewhere(data_dir: str, key: tuple[str, ...]) -> str:
+    """Where else under `data_dir` this asset exists, as a hint for the error message."""
+    try:
+        found = sorted(UPath(data_dir).glob(f"*/v*/{'/'.join(key)}.parquet"))
+    except OSError:
+        return ""
+    places = [f"{p.parts[-len(key) - 2]} {p.parts[-len(key) - 1]}" for p in found]
+    if not places:
+        return ""
+    return (
+        f" It is materialized there for: {', '.join(places)} (pass datastack= and version=, or "
+        f"set {ENV_DATASTACK})."
+    )
+
+
+def load(
+    asset: str,
+    version: int | str,
+    *,
+    datastack: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """One materialized asset of one version, as written by the pipeline.
+
+    Args:
+        asset: `units`, `layer_segments`, `synapses`, or a raw role (`nucleus`, `cell_types`,
+            `cell_type_corrections`, `proofreading`, `brain_areas`, `coregistration`,
+            `functional_properties`), also as its asset key `cave_raw/<role>`.
+        version: CAVE materialization version, an int or a numeric string (`1300`, `"1300"`).
+        datastack: default `MICRONS_DATASTACK` (see `microns_assets.settings`).
+        data_dir: root of the Parquet files, a path or fsspec URL; default `MICRONS_DATA_DIR`.
+        columns: read only these columns (Parquet reads them alone).
+
+    Returns:
+        The table with the dtypes CAVE sent; its provenance (datastack, version, CAVE tables,
+        package versions, ...) is in `frame.attrs["provenance"]`.
+
+    Raises:
+        ValueError: unknown asset, a version that is not a number, or unknown columns.
+        MissingDataError: the asset is not materialized for that version (a
+            `FileNotFoundError`; the message names the command that builds it).
+        CorruptFileError: the file exists but cannot be read.
+    """
+    key = _key(asset)
+    number = _version(version)
+    settings = Settings.from_env()
+    datastack = datastack or settings.datastack
+    root = str(data_dir) if data_dir is not None else settings.data_dir
+    path = asset_path(root, datastack, number, list(key))
+    try:
+        return read_frame(path, columns=list(columns) if columns is not None else None)
+    except MissingDataError:
+        raise MissingDataError(
+            f"{'/'.join(key)} of {datastack} version {number} is not materialized in {root} "
+            f"({path} does not exist). Run `"
+            f"{MATERIALIZE_COMMAND.format(version=number, ds=datastack, root=root)}"
+            f"{' --server embedded' if datastack == SYNTHETIC_DATASTACK else ''}`."
+            f"{_materialized_elsewhere(root, key)}"
+        ) from None

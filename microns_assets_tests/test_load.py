@@ -1,0 +1,230 @@
+"""`microns_assets.load`: the files the pipeline wrote, read back without Dagster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from upath import UPath
+
+import microns_assets
+from microns_assets.notebook import ASSETS
+from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
+from microns_assets.processing.chunks import CHUNK_KEYS
+from microns_assets.raw.assets import raw_assets
+from microns_assets.resources import CaveResource, ParquetIOManager
+from microns_assets.storage import CorruptFileError, MissingDataError
+from microns_assets.synapses.assets import synapse_chunks, synapses
+from microns_assets.units.assets import units_and_layers
+
+ALL = [*raw_assets, units_and_layers, synapse_chunks, synapses]
+POST = {"sample": 30, "sample_seed": 5}  # few post cells: the 32 chunks download quickly
+
+
+def _paths(result) -> dict[str, str]:
+    return {
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata["path"].value
+        for e in result.get_asset_materialization_events()
+    }
+
+
+@pytest.fixture(scope="module")
+def workspace(session_emulator, tmp_path_factory):
+    """Version 1300 materialized once (raw, units, all chunks, roll-up): data dir and file paths."""
+    data = str(tmp_path_factory.mktemp("data"))
+    with dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("home"))) as instance:
+        instance.add_dynamic_partitions(VERSION_DIM, ["1300"])
+        resources = {
+            "cave": CaveResource(
+                datastack=session_emulator.datastack, server_address=session_emulator.url
+            ),
+            "io_manager": ParquetIOManager(data_dir=data, datastack=session_emulator.datastack),
+        }
+
+        def run(selection: dg.AssetSelection, key, config: dict | None = None):
+            result = dg.materialize(
+                ALL,
+                selection=selection,
+                partition_key=key,
+                resources=resources,
+                instance=instance,
+                run_config={"ops": {"synapse_chunks": {"config": config}}} if config else None,
+            )
+            assert result.success
+            return _paths(result)
+
+        paths = run(dg.AssetSelection.groups("cave_raw", "units"), "1300")
+        for chunk in CHUNK_KEYS:
+            key = dg.MultiPartitionKey({VERSION_DIM: "1300", CHUNK_DIM: chunk})
+            run(dg.AssetSelection.assets("synapse_chunks"), key, {"post": POST})
+        paths.update(run(dg.AssetSelection.assets("synapses"), "1300"))
+        yield data, paths
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("MICRONS_DATA_DIR", "MICRONS_DATASTACK", "MICRONS_CAVE_SERVER"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("asset", "key"),
+    [
+        ("units", "units"),
+        ("layer_segments", "layer_segments"),
+        ("synapses", "synapses"),
+        ("nucleus", "cave_raw/nucleus"),
+        ("cave_raw/cell_types", "cave_raw/cell_types"),
+        ("cell_type_corrections", "cave_raw/cell_type_corrections"),  # absent in 1300: empty
+    ],
+)
+def test_load_returns_the_file_the_io_manager_wrote(workspace, session_emulator, asset, key):
+    data, paths = workspace
+    frame = microns_assets.load(asset, 1300, datastack=session_emulator.datastack, data_dir=data)
+    pd.testing.assert_frame_equal(frame, pq.read_table(paths[key]).to_pandas())
+    prov = frame.attrs["provenance"]
+    assert prov["version"] == 1300 and prov["datastack"] == "minnie65_synthetic"
+    assert prov["packages"]["pyarrow"]
+
+
+def test_raw_roles_by_name_and_by_key_match_the_emulator(workspace, session_emulator):
+    data, _ = workspace
+    by_role = microns_assets.load("nucleus", "1300", datastack="minnie65_synthetic", data_dir=data)
+    by_key = microns_assets.load("cave_raw/nucleus", 1300, datastack="minnie65_synthetic",
+                                 data_dir=UPath(data))  # fmt: skip
+    pd.testing.assert_frame_equal(by_role, by_key)
+    truth = session_emulator.ground_truth(1300, "nucleus_detection_v0")
+    assert sorted(by_role["id"]) == sorted(truth["id"])
+    assert by_role.attrs["provenance"]["cave_table"] == "nucleus_detection_v0"
+
+
+def test_synapses_carry_the_selection_they_were_downloaded_with(workspace):
+    data, _ = workspace
+    frame = microns_assets.load("synapses", 1300, datastack="minnie65_synthetic", data_dir=data)
+    assert 0 < frame["post_pt_root_id"].nunique() <= POST["sample"]
+    assert frame.attrs["provenance"]["selection"]["post"] == POST
+
+
+def test_columns_are_read_alone_and_unknown_ones_named(workspace):
+    data, _ = workspace
+    full = microns_assets.load("units", 1300, datastack="minnie65_synthetic", data_dir=data)
+    few = microns_assets.load(
+        "units",
+        1300,
+        datastack="minnie65_synthetic",
+        data_dir=data,
+        columns=["layer", "nucleus_id"],
+    )
+    assert list(few.columns) == ["layer", "nucleus_id"]
+    pd.testing.assert_frame_equal(few, full[["layer", "nucleus_id"]])
+    assert few.attrs["provenance"] == full.attrs["provenance"]
+    with pytest.raises(ValueError, match=r"no column\(s\) \['nucleus'\].*'nucleus_id'"):
+        microns_assets.load(
+            "units", 1300, datastack="minnie65_synthetic", data_dir=data, columns=["nucleus"]
+        )
+
+
+def test_defaults_come_from_the_environment(workspace, clean_env):
+    data, paths = workspace
+    clean_env.setenv("MICRONS_DATA_DIR", data)
+    clean_env.setenv("MICRONS_DATASTACK", "minnie65_synthetic")
+    units = microns_assets.load("units", 1300)
+    pd.testing.assert_frame_equal(units, pq.read_table(paths["units"]).to_pandas())
+    # the embedded server implies the synthetic datastack, as for the pipeline itself
+    clean_env.delenv("MICRONS_DATASTACK")
+    clean_env.setenv("MICRONS_CAVE_SERVER", "embedded")
+    assert len(microns_assets.load("layer_segments", 1300)) > 0
+    # explicit arguments win over the environment
+    clean_env.setenv("MICRONS_DATA_DIR", str(UPath(data) / "elsewhere"))
+    assert len(microns_assets.load("layer_segments", 1300, data_dir=data)) > 0
+
+
+def test_missing_file_names_the_command_and_the_data_dir(tmp_path, clean_env):
+    clean_env.setenv("MICRONS_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as err:
+        microns_assets.load("units", 1300)
+    assert isinstance(err.value, MissingDataError)
+    message = str(err.value)
+    assert "`microns-assets materialize --version 1300 --datastack " in message
+    assert f"--data-dir {tmp_path}" in message
+    assert "minnie65_public" in message  # the default datastack of the real CAVE
+
+
+def test_missing_file_points_at_what_is_materialized(workspace):
+    data, _ = workspace
+    with pytest.raises(MissingDataError) as err:
+        microns_assets.load(
+            "cave_raw/nucleus", "1718", datastack="minnie65_synthetic", data_dir=data
+        )
+    message = str(err.value)
+    assert "`microns-assets materialize --version 1718 --datastack minnie65_synthetic " in message
+    assert message.count("--server embedded`") == 1  # the synthetic data comes from the emulator
+    assert "minnie65_synthetic v1300" in message
+    with pytest.raises(MissingDataError, match="minnie65_synthetic v1300"):
+        microns_assets.load("synapses", 1300, datastack="minnie65_public", data_dir=data)
+
+
+def test_corrupt_file_raises_the_storage_error(tmp_path):
+    path = tmp_path / "minnie65_synthetic" / "v1300" / "layer_segments.parquet"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PAR1 not really")
+    with pytest.raises(CorruptFileError, match="materialize that partition again"):
+        microns_assets.load("layer_segments", 1300, datastack="minnie65_synthetic",
+                            data_dir=tmp_path)  # fmt: skip
+
+
+@pytest.mark.parametrize("asset", ["unit", "synapse_chunks", "cave_raw/units", "raw/nucleus"])
+def test_unknown_asset_lists_the_valid_names(asset, tmp_path):
+    with pytest.raises(ValueError, match=f"unknown asset '{asset}'") as err:
+        microns_assets.load(asset, 1300, data_dir=tmp_path)
+    for name in ("units", "layer_segments", "synapses", "nucleus", "functional_properties"):
+        assert name in str(err.value)
+
+
+@pytest.mark.parametrize("version", ["v1300", "latest", 13.0, True, None])
+def test_version_must_be_a_number(version, tmp_path):
+    with pytest.raises(ValueError, match="version must be a CAVE materialization version number"):
+        microns_assets.load("units", version, data_dir=tmp_path)
+
+
+def test_loadable_names_are_the_per_version_assets_of_the_definitions():
+    from microns_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    per_version = {
+        tuple(key.path)
+        for key in graph.get_all_asset_keys()
+        if isinstance(graph.get(key).partitions_def, dg.DynamicPartitionsDefinition)
+    }
+    assert per_version == set(ASSETS.values())
+    assert {name for name in ASSETS if "/" in name} == {
+        "/".join(k) for k in ASSETS.values() if len(k) > 1
+    }
+
+
+def test_import_and_load_do_not_import_dagster(workspace):
+    data, _ = workspace
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import microns_assets
+        assert "load" in dir(microns_assets)
+        from microns_assets import load
+        units = load("units", 1300, datastack="minnie65_synthetic", data_dir={data!r})
+        print(len(units), sorted(m for m in sys.modules if m.split(".")[0] == "dagster"))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows, modules = out.stdout.split(" ", 1)
+    assert int(rows) > 100
+    assert modules.strip() == "[]"
