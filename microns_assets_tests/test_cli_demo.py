@@ -33,7 +33,8 @@ def test_demo_materializes_version_1300_into_a_persistent_instance(tmp_path, emu
     assert str(units) in out.stdout and len(read_frame(units)) > 1_000
     synapses = data.parent / "synapses.parquet"
     assert str(synapses) in out.stdout and len(read_frame(synapses)) > 10_000
-    assert "microns-assets dev" in out.stdout and str(tmp_path / ".dagster_home") in out.stdout
+    assert "microns-assets dev --server embedded --datastack minnie65_synthetic" in out.stdout
+    assert str(tmp_path / ".dagster_home") in out.stdout
 
     home = tmp_path / ".dagster_home"
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 
@@ -41,9 +42,13 @@ def dev(args: argparse.Namespace, dagster_args: list[str]) -> int:
     dagster = [sys.executable, "-m", "dagster", "dev", "-m", "microns_assets.definitions"]
     print(f"Dagster instance: {home}\nData:             {settings.data_dir}", flush=True)
     try:
-        return subprocess.call([*dagster, *dagster_args])
-    except KeyboardInterrupt:
-        return 130
+        child = subprocess.Popen([*dagster, *dagster_args])
+        signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached `dagster dev` too; let it shut down
+                continue
     finally:
         if emulator is not None:
             emulator.terminate()

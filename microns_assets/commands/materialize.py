@@ -102,9 +102,8 @@ def materialize(args: argparse.Namespace, *, demo: bool = False) -> int:
 def _print_ui_hint(settings: Settings, home: Path, version: int, out) -> None:
     exe = Path(sys.executable).parent / "microns-assets"  # the one installed beside us
     command = exe if exe.exists() else "microns-assets"
-    flags = f"--data-dir {settings.data_dir} --dagster-home {home}"
-    if settings.server != EMBEDDED:
-        flags += f" --server {settings.server} --datastack {settings.datastack}"
+    flags = f"--server {settings.server} --datastack {settings.datastack} "
+    flags += f"--data-dir {settings.data_dir} --dagster-home {home}"
     print("Browse the runs, materializations and lineage in the web UI:", file=out)
     print(f"  {command} dev {flags}\n  then open http://127.0.0.1:3000", file=out)
     print(

@@ -63,7 +63,7 @@ def test_materialize_builds_the_whole_graph(materialized, session_emulator):
     # the summary names every asset with its rows and path
     assert f"{len(merged):,} rows" in out.stdout
     assert str(version_dir / "synapses.parquet") in out.stdout
-    assert "dev --data-dir" in out.stdout
+    assert f"dev --server {session_emulator.url} --datastack minnie65_synthetic" in out.stdout
 
 
 def test_the_cave_pool_bounds_concurrent_requests(materialized):

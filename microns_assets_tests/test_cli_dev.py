@@ -1,0 +1,90 @@
+"""`microns-assets dev`: the web UI on our code location, with its own emulator, cleaned up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+from microns_assets_tests.materialize.cli_helpers import clean_env
+
+ASSETS_QUERY = "{ assetNodes { assetKey { path } } }"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_assets(url: str, child: subprocess.Popen, timeout: float = 180) -> set[str]:
+    """Asset keys the web UI lists once the code location has loaded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert child.poll() is None, "microns-assets dev exited early"
+        try:
+            answer = requests.post(url, json={"query": ASSETS_QUERY}, timeout=10).json()
+            nodes = answer["data"]["assetNodes"]
+            if nodes:
+                return {"/".join(n["assetKey"]["path"]) for n in nodes}
+        except (requests.RequestException, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"no assets at {url} after {timeout} s")
+
+
+def test_dev_serves_our_assets_with_an_emulator_and_cleans_up(tmp_path, emulator_cache):
+    port = free_port()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "microns_assets.cli",
+            "dev",
+            "--server",
+            "embedded",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--dagster-home",
+            str(tmp_path / "home"),
+            "-p",
+            str(port),
+        ],
+        env=clean_env(emulator_cache),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        first = child.stdout.readline()
+        assert first.startswith("Embedded CAVE emulator serving minnie65_synthetic at http")
+        emulator_url = first.split(" at ")[1].strip()
+        assert requests.get(f"{emulator_url}/info/version", timeout=10).ok
+        assets = wait_for_assets(f"http://127.0.0.1:{port}/graphql", child)
+        assert {"units", "layer_segments", "synapse_chunks", "synapses"} <= assets
+        assert "cave_raw/nucleus" in assets
+        child.send_signal(signal.SIGTERM)  # what a service manager sends
+        assert child.wait(timeout=120) is not None
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    try:
+        requests.get(f"{emulator_url}/info/version", timeout=5)
+        raise AssertionError("the emulator still answers after dev stopped")
+    except requests.ConnectionError:
+        pass
+    deadline = time.monotonic() + 60  # dagster dev stops its webserver, daemon, code server
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(child.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    leftover = subprocess.run(["ps", "-o", "pid,args", "-g", str(child.pid)], capture_output=True)
+    raise AssertionError(f"processes of `dev` still run after it stopped:\n{leftover.stdout}")
