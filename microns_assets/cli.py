@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--drop-rate", type=_fraction, default=0.0, help="fraction of bodies cut mid-stream"
     )
+    emu.add_argument(
+        "--lose-rate", type=_fraction, default=0.0, help="fraction of rows silently left out"
+    )
     emu.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
     emu.add_argument("--token", default=None, help="require this token (else 401)")
 

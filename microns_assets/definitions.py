@@ -1,7 +1,10 @@
-"""The code location: assets, resources and jobs assembled from their modules. Nothing else."""
+"""The code location: assets, jobs, sensors, schedules and resources from their modules. No more."""
 
 import dagster as dg
 
+from microns_assets.automation.conditions import automation_sensor
+from microns_assets.automation.schedules import refresh_newest_version
+from microns_assets.automation.versions_sensor import cave_versions
 from microns_assets.jobs import ALL_JOBS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
@@ -14,6 +17,8 @@ settings = Settings.from_env()
 defs = dg.Definitions(
     assets=[*raw_assets, units_and_layers, synapse_chunks, synapses],
     jobs=ALL_JOBS,
+    sensors=[cave_versions, automation_sensor],
+    schedules=[refresh_newest_version],
     resources={
         "cave": CaveResource(datastack=settings.datastack, server_address=settings.server),
         "io_manager": ParquetIOManager(data_dir=settings.data_dir, datastack=settings.datastack),

@@ -29,12 +29,13 @@ def session_emulator(emulator_cache) -> Iterator[Emulator]:
 
 @pytest.fixture
 def emulator(session_emulator: Emulator) -> Iterator[Emulator]:
-    """The session emulator, with row cap, faults, token and counters reset after each test."""
+    """The session emulator; row cap, faults, token, unpublished versions, counters reset after."""
     server = session_emulator.server
     yield session_emulator
     server.row_cap = 200_000
     server.faults = Faults()
     server.token = None
+    server.unpublished = set()
     server.stats.reset()
 
 

@@ -295,6 +295,50 @@ class CaveConnection:
             )
         )
 
+    def count_rows(
+        self,
+        version: int,
+        table: str,
+        *,
+        filter_in: dict | None = None,
+        filter_out: dict | None = None,
+        filter_equal: dict | None = None,
+        filter_greater_equal: dict | None = None,
+        filter_less: dict | None = None,
+    ) -> int:
+        """How many rows of `table` the filters match, counted by the server (no row cap).
+
+        caveclient's `query_table(get_counts=True)`: the server runs the same filtered query
+        as `count(*)` and answers one `count` row. Only a plain table's query endpoint counts
+        (the join endpoint, used to merge a reference table, ignores `count` and sends rows),
+        so the reference table is not merged: the count is of `table`'s own rows.
+        """
+        mat = self.client.materialize
+        what = f"counting filtered rows of {table!r} (v{version})"
+        frame = self._call(
+            what,
+            mat.query_table,
+            table,
+            filter_in_dict=filter_in,
+            filter_out_dict=filter_out,
+            filter_equal_dict=filter_equal,
+            filter_greater_equal_dict=filter_greater_equal,
+            filter_less_dict=filter_less,
+            get_counts=True,
+            merge_reference=False,
+            split_positions=True,
+            materialization_version=version,
+            metadata=False,
+            log_warning=False,
+        )
+        if list(frame.columns) != ["count"] or len(frame) != 1:
+            raise errors.CaveQueryError(
+                f"{what}: the server answered {len(frame)} rows of {list(frame.columns)[:5]} "
+                "instead of a count, so it cannot count filtered queries. Set `verify_counts: "
+                "false` in the synapse config to download without this verification."
+            )
+        return int(frame["count"].iloc[0])
+
     # --- queries ----------------------------------------------------------------------
     def query(
         self,

@@ -5,7 +5,9 @@ Post cells go in sub-batches (the seed's `neurs_per_steps`, default 500) as a `f
 to send, in which case rows are filtered locally. A capped answer is never kept: the batch is
 halved and each half queried again; a single post cell still over the cap is split by synapse
 `id` ranges (`complete.fetch_complete`). The pieces are disjoint sets of post cells or of ids,
-so no row can be lost or counted twice. No Dagster imports.
+so no row can be lost or counted twice. With `verify_counts`, the server also counts each
+sub-batch's rows (one uncapped count query per sub-batch, same filters), so a caller can check
+that every row the server holds arrived. No Dagster imports.
 """
 
 from __future__ import annotations
@@ -28,7 +30,11 @@ AGGREGATE_COLUMNS = ["id", "pre_pt_root_id", "post_pt_root_id", "size"]
 
 @dataclass
 class DownloadStats:
-    """What a download took: queries, capped answers that were split, rows received."""
+    """What a download took: queries, capped answers that were split, rows received.
+
+    `rows` are the rows received, before pre cells are filtered locally; `server_rows` is what
+    the server counted for the same filters (None when counts were not asked for).
+    """
 
     queries: int = 0
     capped: int = 0
@@ -37,6 +43,8 @@ class DownloadStats:
     batches_done: int = 0
     batches: int = 0
     splits_by_id: int = 0
+    server_rows: int | None = None
+    count_queries: int = 0
 
     def count(self, result: QueryResult) -> None:
         """Record one query."""
@@ -55,9 +63,7 @@ def _batch(
     columns: list[str],
     stats: DownloadStats,
 ) -> list[pd.DataFrame]:
-    filters = {"post_pt_root_id": post.tolist()}
-    if pre_filter is not None:
-        filters["pre_pt_root_id"] = pre_filter.tolist()
+    filters = _filters(post, pre_filter)
     result = conn.query(version, table, filter_in=filters, select_columns=columns)
     stats.count(result)
     if not result.truncated:
@@ -75,6 +81,13 @@ def _batch(
     return [complete.frame]
 
 
+def _filters(post: np.ndarray, pre_filter: np.ndarray | None) -> dict[str, list[int]]:
+    filters = {"post_pt_root_id": post.tolist()}
+    if pre_filter is not None:
+        filters["pre_pt_root_id"] = pre_filter.tolist()
+    return filters
+
+
 def download_synapses(
     conn: CaveConnection,
     version: int,
@@ -85,15 +98,17 @@ def download_synapses(
     individual: bool,
     send_pre: bool = True,
     batch_size: int = 500,
+    verify_counts: bool = True,
     on_batch: Callable[[DownloadStats], None] | None = None,
 ) -> tuple[pd.DataFrame, DownloadStats]:
     """All synapses onto `post_roots` from `pre_roots` (None: from anything), one row each.
 
     `send_pre=False` (for a pre side that is every unit) filters pre cells locally instead of
     sending the list. Returns the raw rows (`id`, roots, `size`, and centre positions in voxels
-    when `individual`) and what it took.
+    when `individual`) and what it took. `verify_counts` asks the server to count each
+    sub-batch's rows too (`stats.server_rows`, to compare with `stats.rows`).
     """
-    stats = DownloadStats()
+    stats = DownloadStats(server_rows=0 if verify_counts else None)
     post_roots = np.unique(np.asarray(post_roots, dtype=np.int64))
     sendable = pre_roots is not None and send_pre and len(pre_roots) <= MAX_PRE_FILTER
     pre_send = np.asarray(pre_roots, dtype=np.int64) if sendable else None
@@ -102,6 +117,10 @@ def download_synapses(
     stats.batches = len(batches)
     pieces: list[pd.DataFrame] = []
     for batch in batches:
+        if stats.server_rows is not None:
+            filters = _filters(batch, pre_send)
+            stats.server_rows += conn.count_rows(version, table, filter_in=filters)
+            stats.count_queries += 1
         pieces += _batch(conn, version, table, batch, pre_send, columns, stats)
         stats.batches_done += 1
         if on_batch is not None:

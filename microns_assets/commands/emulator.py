@@ -14,6 +14,7 @@ def emulator(args: argparse.Namespace) -> int:
     faults = Faults(
         fail_rate=args.fail_rate,
         drop_rate=args.drop_rate,
+        lose_rate=args.lose_rate,
         latency_ms=args.latency_ms,
         seed=args.fault_seed,
     )

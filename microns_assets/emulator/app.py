@@ -90,7 +90,7 @@ class Emulator:
     # --- state ------------------------------------------------------------------------
     @property
     def server(self) -> CaveHTTPServer:
-        """The running HTTP server (row cap, faults and stats are live attributes on it)."""
+        """The running HTTP server (row cap, faults, token, unpublished versions, stats: live)."""
         if self._server is None:
             raise RuntimeError("the emulator is not running: call start() or use `with`")
         return self._server

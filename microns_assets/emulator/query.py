@@ -1,8 +1,9 @@
 """The materialization engine's query semantics over Arrow tables: joins, filters, row cap.
 
 Given a version's tables and a query body as caveclient sends it, produce the result table and
-whether the row cap cut it. Filters on root-id and id columns use sorted indexes so that the
-synapse table answers sub-batch queries without scanning every row.
+whether the row cap cut it, or (`count=true`) only how many rows match. Filters on root-id and
+id columns use sorted indexes so that the synapse table answers sub-batch queries without
+scanning every row.
 """
 
 from __future__ import annotations
@@ -159,6 +160,25 @@ class QueryEngine:
 
     def query(self, version: int, tables: list, body: dict, row_cap: int) -> Result:
         """Run one query body against `tables` (one plain table, or `[[t, col], [ref, col]]`)."""
+        subset = self._matching(version, tables, body)
+        requested = body.get("limit")
+        limit = row_cap if requested is None else min(int(requested), row_cap)
+        offset = int(body.get("offset") or 0)
+        result = subset.slice(offset, limit)
+        limited = limit if result.num_rows == limit else None
+        return Result(result, limited)
+
+    def count_query(self, version: int, tables: list, body: dict) -> int:
+        """Rows a query body matches, as the server's `count=true` answers it.
+
+        Like the real server, every filter applies but neither the row cap nor `limit` does;
+        `offset` still skips rows (SQL `count(*)` over the offset query).
+        """
+        subset = self._matching(version, tables, body)
+        return max(0, subset.num_rows - int(body.get("offset") or 0))
+
+    def _matching(self, version: int, tables: list, body: dict) -> pa.Table:
+        """The selected columns of every row the body's filters keep, before offset and limit."""
         for key in _UNSUPPORTED:
             if body.get(key):
                 raise QueryError(400, f"{key} is not supported by the microns_assets emulator")
@@ -182,13 +202,7 @@ class QueryEngine:
         if mask is not None:
             subset = subset.filter(mask)
 
-        subset = subset.select(self._selected(body, maps, subset.column_names))
-        requested = body.get("limit")
-        limit = row_cap if requested is None else min(int(requested), row_cap)
-        offset = int(body.get("offset") or 0)
-        result = subset.slice(offset, limit)
-        limited = limit if result.num_rows == limit else None
-        return Result(result, limited)
+        return subset.select(self._selected(body, maps, subset.column_names))
 
     @staticmethod
     def _conditions(body: dict, maps: dict[str, dict[str, str]]) -> list[tuple[str, str, object]]:

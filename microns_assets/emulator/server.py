@@ -2,7 +2,9 @@
 
 A threaded stdlib HTTP/1.1 server (keep-alive, one thread per connection). Query answers are
 Arrow IPC streams with zstd buffers and the real server's headers, including the row cap's
-`Warning`. Faults (503s, connections dropped mid-body, latency) are drawn from a seeded RNG.
+`Warning`; `count=true` on a table query answers the matching row count instead (uncapped), as
+the real server does. Faults (503s, connections dropped mid-body, latency, rows silently left
+out of answers) are drawn from a seeded RNG.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import numpy as np
 import pyarrow as pa
 
 from microns_assets.emulator import catalog as cat
-from microns_assets.emulator.query import QueryEngine, QueryError
+from microns_assets.emulator.query import QueryEngine, QueryError, with_pandas_metadata
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class Faults:
     drop_rate: float = 0.0  # connection closed halfway through the body
     latency_ms: float = 0.0  # added to every request
     seed: int = 0
+    lose_rate: float = 0.0  # fraction of rows silently left out of query answers (not counts)
 
 
 class Stats:
@@ -54,6 +58,7 @@ class Stats:
         self.in_flight = 0
         self.max_in_flight = 0
         self.faults = 0
+        self.rows_lost = 0
 
     def enter(self) -> None:
         """A request arrives (it is in flight until `leave`, latency included)."""
@@ -72,6 +77,11 @@ class Stats:
         with self._lock:
             self.faults += 1
 
+    def count_lost(self, rows: int) -> None:
+        """Count rows the lossy-server fault left out of an answer."""
+        with self._lock:
+            self.rows_lost += rows
+
     def count_query(self) -> None:
         """Count one table query."""
         with self._lock:
@@ -81,6 +91,7 @@ class Stats:
         """Zero every counter."""
         with self._lock:
             self.requests = self.queries = self.in_flight = self.max_in_flight = self.faults = 0
+            self.rows_lost = 0
 
 
 class CaveHTTPServer(ThreadingHTTPServer):
@@ -105,6 +116,8 @@ class CaveHTTPServer(ThreadingHTTPServer):
         self.row_cap = row_cap
         self.token = token
         self.stats = Stats()
+        #: Versions not published yet (a test knob): not listed, and unknown when asked for.
+        self.unpublished: set[int] = set()
         self._rng_lock = threading.Lock()
         self.faults = faults
 
@@ -119,6 +132,11 @@ class CaveHTTPServer(ThreadingHTTPServer):
             self._faults = faults
             self._rng = random.Random(faults.seed)
 
+    def published(self, expired: bool) -> list[cat.Version]:
+        """The versions the server lists: not unpublished, and current unless `expired`."""
+        hidden = self.unpublished
+        return [v for v in cat.VERSIONS if v.number not in hidden and (expired or not v.expired)]
+
     @property
     def base_url(self) -> str:
         """Base URL clients use (`http://host:port`)."""
@@ -131,6 +149,14 @@ class CaveHTTPServer(ThreadingHTTPServer):
             fail = self._rng.random() < self.faults.fail_rate
             drop = self._rng.random() < self.faults.drop_rate
         return fail, drop
+
+    def lost(self, rows: int) -> np.ndarray:
+        """Which of an answer's `rows` the lossy-server fault leaves out (a boolean mask)."""
+        if self.faults.lose_rate <= 0 or rows == 0:
+            return np.zeros(rows, dtype=bool)
+        with self._rng_lock:
+            seed = self._rng.getrandbits(64)
+        return np.random.default_rng(seed).random(rows) < self.faults.lose_rate
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -232,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
             number = int(v)
         except ValueError as err:
             raise QueryError(400, f"version must be an integer, got {v!r}") from err
-        if number not in cat.VERSION_INDEX:
+        if number not in cat.VERSION_INDEX or number in self.server.unpublished:
             raise QueryError(404, f"version {number} of {ds} does not exist")
         if cat.VERSIONS[cat.VERSION_INDEX[number]].expired and not allow_expired:
             raise QueryError(
@@ -265,12 +291,12 @@ class _Handler(BaseHTTPRequestHandler):
     def list_versions(self, q, raw, ds) -> None:
         self._datastack(ds)
         expired = q.get("expired", ["False"])[0].lower() == "true"
-        self._json([v.number for v in cat.VERSIONS if expired or not v.expired])
+        self._json([v.number for v in self.server.published(expired)])
 
     def versions_metadata(self, q, raw, ds) -> None:
         self._datastack(ds)
         expired = q.get("expired", ["False"])[0].lower() == "true"
-        self._json([v.metadata(ds) for v in cat.VERSIONS if expired or not v.expired])
+        self._json([v.metadata(ds) for v in self.server.published(expired)])
 
     def version_metadata(self, q, raw, ds, v) -> None:
         number = self._version(ds, v, allow_expired=True)
@@ -289,6 +315,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def simple_query(self, q, raw, ds, v, t) -> None:
         number = self._version(ds, v)
+        if _flag(q, "count"):  # the real server answers a one-row `count` frame, uncapped
+            self.server.stats.count_query()
+            n = self.server.engine.count_query(number, [self._table(number, t)], self._body(raw))
+            count = [pa.array([n], pa.int64())]
+            self._arrow(with_pandas_metadata(count, ["count"], {"count": np.dtype("int64")}), {})
+            return
         self._query(number, [self._table(number, t)], raw)
 
     def join_query(self, q, raw, ds, v) -> None:
@@ -311,15 +343,31 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body(raw) if body is None else body
         self.server.stats.count_query()
         result = self.server.engine.query(version, tables, body, self.server.row_cap)
-        sink = io.BytesIO()
-        options = pa.ipc.IpcWriteOptions(compression="zstd")
-        with pa.ipc.new_stream(sink, result.table.schema, options=options) as writer:
-            writer.write_table(result.table)
-        vx, vy, vz = cat.VOXEL_RESOLUTION
-        headers = {"dataframe_resolution": f"{vx}, {vy}, {vz}"}
+        table, lost = result.table, self.server.lost(result.table.num_rows)
+        if lost.any():  # a lossy server: rows vanish, nothing says so
+            self.server.stats.count_lost(int(lost.sum()))
+            table = table.filter(pa.array(~lost))
+        headers = {}
         if result.limited_to is not None:
             headers["Warning"] = f'201 - "Limited query to {result.limited_to} rows'
+        self._arrow(table, headers)
+
+    def _arrow(self, table: pa.Table, headers: dict) -> None:
+        sink = io.BytesIO()
+        options = pa.ipc.IpcWriteOptions(compression="zstd")
+        with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+            writer.write_table(table)
+        vx, vy, vz = cat.VOXEL_RESOLUTION
+        headers = {"dataframe_resolution": f"{vx}, {vy}, {vz}", **headers}
         self._send(200, sink.getvalue(), "data.arrow", headers)
+
+
+def _flag(q: dict, name: str) -> bool:
+    """A boolean query-string argument, parsed like flask-restx's `inputs.boolean`."""
+    value = q.get(name, ["false"])[0].lower()
+    if value not in ("true", "1", "false", "0"):
+        raise QueryError(400, f"{name}: {value!r} is not a valid boolean")
+    return value in ("true", "1")
 
 
 _ROUTES = [

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
+from microns_assets.automation.conditions import CARRY_DOWN
 from microns_assets.cave.synapses import download_synapses
 from microns_assets.config import load_versions_config
 from microns_assets.metadata import png_markdown
@@ -34,6 +35,7 @@ GROUP = "synapses"
     pool="cave",
     ins={"units": dg.AssetIn(partition_mapping=by_version)},
     check_specs=checks.CHUNK_SPECS,
+    automation_condition=CARRY_DOWN,
 )
 def synapse_chunks(
     context: dg.AssetExecutionContext,
@@ -70,6 +72,7 @@ def synapse_chunks(
             individual=config.mode == "individual",
             send_pre=not config.pre.to_side().is_everything(),
             batch_size=config.batch_size,
+            verify_counts=config.verify_counts,
             on_batch=progress,
         )
     shape = individual if config.mode == "individual" else aggregate
@@ -98,7 +101,9 @@ def synapse_chunks(
             "query_seconds": round(stats.seconds, 3),
         },
     )
-    yield from checks.chunk_results(out, pre, post, config.mode)
+    yield from checks.chunk_results(
+        out, pre, post, config.mode, server_rows=stats.server_rows, received_rows=stats.rows
+    )
 
 
 @dg.asset(
@@ -110,6 +115,7 @@ def synapse_chunks(
         "units": dg.AssetIn(),
     },
     check_specs=checks.ROLLUP_SPECS,
+    automation_condition=CARRY_DOWN,
 )
 def synapses(
     context: dg.AssetExecutionContext,

@@ -24,6 +24,13 @@ CHUNK_SPECS = [
         blocking=True,
         description="Every pre cell is selected; every post cell is selected and in this chunk.",
     ),
+    dg.AssetCheckSpec(
+        "matches_server_count",
+        asset=CHUNKS,
+        blocking=True,
+        description="Rows received equal the server's own count of rows matching the same "
+        "queries (a warning that nothing was verified when the config's verify_counts is false).",
+    ),
 ]
 ROLLUP_SPECS = [
     dg.AssetCheckSpec(
@@ -36,9 +43,19 @@ ROLLUP_SPECS = [
 
 
 def chunk_results(
-    out: pd.DataFrame, pre: np.ndarray, post: np.ndarray, mode: str
+    out: pd.DataFrame,
+    pre: np.ndarray,
+    post: np.ndarray,
+    mode: str,
+    *,
+    server_rows: int | None = None,
+    received_rows: int | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
-    """Results of the chunk checks on the freshly built chunk."""
+    """Results of the chunk checks on the freshly built chunk.
+
+    `server_rows` is the server's count of the rows the chunk's queries match, `received_rows`
+    the rows that arrived (before local filtering); None means no count was asked for.
+    """
     keys = ["id"] if mode == "individual" else ["pre_pt_root_id", "post_pt_root_id"]
     duplicated = int(out.duplicated(subset=keys).sum())
     yield dg.AssetCheckResult(
@@ -54,6 +71,49 @@ def chunk_results(
         check_name="within_selection",
         passed=stray_pre == 0 and stray_post == 0,
         metadata={"rows_with_unselected_pre": stray_pre, "rows_with_foreign_post": stray_post},
+    )
+    yield server_count_result(server_rows, received_rows)
+
+
+def server_count_result(server_rows: int | None, received_rows: int | None) -> dg.AssetCheckResult:
+    """The `matches_server_count` check: every row the server counted arrived, and no more.
+
+    Without a count (verify_counts off) it is a warning, not a pass: nothing was verified. A
+    blocking check must report on every run, so it cannot simply be left out.
+    """
+    received = int(received_rows or 0)
+    if server_rows is None:
+        return dg.AssetCheckResult(
+            asset_key=CHUNKS,
+            check_name="matches_server_count",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="not verified: verify_counts is false, so the server counted nothing. "
+            "Set verify_counts: true to check that no row was lost.",
+            metadata={"rows_received": received, "verified": False},
+        )
+    missing = server_rows - received
+    if missing > 0:
+        description = (
+            f"{missing} of the {server_rows} rows the server counts never arrived: the server "
+            "answered queries with rows missing and no error. Re-materialize this chunk; if rows "
+            "are still missing, report it to the CAVE administrators."
+        )
+    elif missing < 0:
+        description = f"{-missing} rows more than the server's count of {server_rows} arrived."
+    else:
+        description = f"all {server_rows} rows the server counts arrived"
+    return dg.AssetCheckResult(
+        asset_key=CHUNKS,
+        check_name="matches_server_count",
+        passed=missing == 0,
+        description=description,
+        metadata={
+            "server_count": server_rows,
+            "rows_received": received,
+            "rows_missing": missing,
+            "verified": True,
+        },
     )
 
 

@@ -56,6 +56,13 @@ class SynapseConfig(dg.Config):
     )
     remove_autapses: bool = Field(False, description="drop synapses of a cell onto itself")
     batch_size: int = Field(500, gt=0, description="post cells per query (the seed's 500)")
+    verify_counts: bool = Field(
+        True,
+        description="ask the server to count each sub-batch's rows (one extra, uncapped count "
+        "query per batch_size post cells) and check that every counted row arrived "
+        "(check matches_server_count); false skips the counts, and the check warns that "
+        "nothing was verified",
+    )
 
     def selection(self) -> dict:
         """What decides the rows (for provenance and consistency checks)."""

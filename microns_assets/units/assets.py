@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from microns_assets.automation.conditions import CARRY_DOWN
 from microns_assets.config import ROLES
 from microns_assets.metadata import png_markdown
 from microns_assets.partitions import mat_version
@@ -59,12 +60,14 @@ def _provenance(tables: dict[str, pd.DataFrame], version: int, config: UnitsConf
         "units": dg.AssetOut(
             group_name=GROUP,
             kinds={"pandas", "parquet"},
+            automation_condition=CARRY_DOWN,
             description="One row per cell (per scan in functional modes `all`/`match`): "
             "nucleus and root id, position in µm, cell type, area, proofreading, layer.",
         ),
         "layer_segments": dg.AssetOut(
             group_name=GROUP,
             kinds={"pandas", "parquet"},
+            automation_condition=CARRY_DOWN,
             description="Cortical layer regions along depth: layer, region_index, y_start, "
             "y_end, height (µm).",
         ),

@@ -1,0 +1,84 @@
+"""The `cave_versions` sensor: adds CAVE's new materialization versions to `mat_version`.
+
+Each tick lists the versions through `CaveResource` (with `embedded`, the emulator runs for the
+tick only), asks `versions.plan_update` what is new, adds it to the partitions, and requests a
+`cave_raw_tables` run per added version; automation conditions carry each one further.
+"""
+
+import dagster as dg
+
+from microns_assets.automation.versions import (
+    SeenVersions,
+    VersionUpdate,
+    plan_update,
+    version_numbers,
+)
+from microns_assets.jobs import raw_tables_job
+from microns_assets.partitions import mat_version
+from microns_assets.resources.cave import CaveResource
+
+POLL_MINUTES = 60
+
+
+def _listing(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers)) or "none"
+
+
+def _skip_message(update: VersionUpdate, datastack: str, valid: list[int]) -> str:
+    added = ""
+    if update.add:  # only on a first tick whose newest version already was a partition
+        added = f" Added {_listing(update.add)}; the newest was already a partition."
+    expired = _listing(sorted(update.state.expired))
+    return (
+        f"No new version of {datastack} to download.{added} Current on CAVE: "
+        f"{_listing(valid)}; expired (recorded, not added): {expired}."
+    )
+
+
+def build_versions_sensor(poll_minutes: int = POLL_MINUTES) -> dg.SensorDefinition:
+    """The version sensor, polling CAVE every `poll_minutes` minutes once started."""
+
+    @dg.sensor(
+        name="cave_versions",
+        job=raw_tables_job,
+        minimum_interval_seconds=poll_minutes * 60,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Add CAVE's new current versions to mat_version and download their raw "
+        "tables (first tick: add all, download only the newest). Expired versions are recorded "
+        "in the cursor, never added; no partition is ever removed.",
+    )
+    def cave_versions(context: dg.SensorEvaluationContext, cave: CaveResource) -> dg.SensorResult:
+        conn = cave.connection
+        listed, valid = conn.versions(expired=True), conn.versions(expired=False)
+        partitions = version_numbers(context.instance.get_dynamic_partitions(mat_version.name))
+        update = plan_update(SeenVersions.from_cursor(context.cursor), listed, valid, partitions)
+        datastack = conn.settings.datastack
+        if update.newly_expired:
+            context.log.info(
+                f"{datastack}: expired, recorded and not added: {_listing(update.newly_expired)}"
+                " (materializing an expired version fails until archived versions are read)"
+            )
+        if update.add:
+            context.log.info(f"{datastack}: adding versions {_listing(update.add)}")
+        requests = [
+            dg.RunRequest(
+                job_name=raw_tables_job.name,
+                partition_key=str(v),
+                run_key=f"cave_versions:{datastack}:{v}",
+                tags={"microns/trigger": "new_version"},
+            )
+            for v in update.run
+        ]
+        skip = None if requests else _skip_message(update, datastack, valid)
+        add = [mat_version.build_add_request([str(v) for v in update.add])] if update.add else []
+        return dg.SensorResult(
+            run_requests=requests,
+            skip_reason=skip,
+            cursor=update.state.to_cursor(),
+            dynamic_partitions_requests=add,
+        )
+
+    return cave_versions
+
+
+cave_versions = build_versions_sensor()

@@ -1,0 +1,153 @@
+"""The `cave_versions` sensor against the emulator and a real instance, tick by tick."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from upath import UPath
+
+from microns_assets.cave.errors import CaveUnavailableError, UnknownVersionError
+from microns_assets.partitions import VERSION_DIM
+from microns_assets.resources import CaveResource
+from microns_assets_tests.automation.helpers import (
+    added_keys,
+    emulator_cave,
+    location,
+    run_request,
+    sensor_context,
+    sensor_tick,
+)
+from microns_assets_tests.conftest import connect, failure_messages
+
+# The synthetic datastack mirrors minnie65_public: these are current, those expired.
+CURRENT = ["117", "943", "1300", "1507", "1621", "1718"]
+EXPIRED = [1078, 1181, 1412]
+
+
+@pytest.fixture
+def defs(emulator, tmp_path):
+    return location(emulator_cave(emulator), tmp_path)
+
+
+def test_first_tick_adds_every_current_version_and_downloads_only_the_newest(
+    emulator, dagster_instance, defs
+):
+    data = sensor_tick(defs, dagster_instance, None)
+    assert added_keys(data) == CURRENT
+    assert [(r.job_name, r.partition_key) for r in data.run_requests] == [
+        ("cave_raw_tables", "1718")
+    ]
+    assert sorted(dagster_instance.get_dynamic_partitions(VERSION_DIM), key=int) == CURRENT
+    assert json.loads(data.cursor)["expired"] == EXPIRED
+
+
+def test_a_newly_published_version_is_added_and_downloaded(
+    emulator, dagster_instance, defs, tmp_path
+):
+    emulator.server.unpublished = {1718}
+    first = sensor_tick(defs, dagster_instance, None)
+    assert added_keys(first) == CURRENT[:-1]
+    assert [r.partition_key for r in first.run_requests] == ["1621"]
+
+    quiet = sensor_tick(defs, dagster_instance, first.cursor)
+    assert quiet.run_requests == [] and quiet.dynamic_partitions_requests == []
+    assert "No new version" in quiet.skip_message
+
+    emulator.server.unpublished = set()  # CAVE publishes 1718
+    new = sensor_tick(defs, dagster_instance, quiet.cursor)
+    assert added_keys(new) == ["1718"]
+    [request] = new.run_requests
+    assert (request.job_name, request.partition_key) == ("cave_raw_tables", "1718")
+    assert "1718" in dagster_instance.get_dynamic_partitions(VERSION_DIM)
+
+    result = run_request(defs, dagster_instance, request)
+    assert result.success
+    raw = UPath(tmp_path) / emulator.datastack / "v1718" / "cave_raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        f"{r}.parquet"
+        for r in (
+            "nucleus",
+            "cell_types",
+            "cell_type_corrections",
+            "proofreading",
+            "brain_areas",
+            "coregistration",
+            "functional_properties",
+        )
+    )
+    assert sensor_tick(defs, dagster_instance, new.cursor).run_requests == []
+
+
+def test_expired_versions_are_recorded_never_added_or_run_nor_removed(
+    emulator, dagster_instance, defs, tmp_path
+):
+    dagster_instance.add_dynamic_partitions(VERSION_DIM, ["1078"])  # added by hand earlier
+    first = sensor_tick(defs, dagster_instance, None)
+    touched = set(added_keys(first)) | {r.partition_key for r in first.run_requests}
+    assert not touched & {str(v) for v in EXPIRED}
+    assert json.loads(first.cursor)["expired"] == EXPIRED
+    assert "1078" in dagster_instance.get_dynamic_partitions(VERSION_DIM)  # not removed
+
+    later = sensor_tick(defs, dagster_instance, first.cursor)
+    assert later.run_requests == []
+    assert "expired (recorded, not added): 1078, 1181, 1412" in later.skip_message
+
+    # Materializing the expired version anyway fails at once, saying why and what to use.
+    job = defs.resolve_job_def("cave_raw_tables")
+    result = job.execute_in_process(
+        instance=dagster_instance, partition_key="1078", raise_on_error=False
+    )
+    assert not result.success
+    message = failure_messages(result)
+    assert "Version 1078 of 'minnie65_synthetic' has expired" in message
+    assert "static CSV dumps" in message
+    assert "Use a current version: [117, 943, 1300, 1507, 1621, 1718]" in message
+    assert emulator.server.stats.queries == 0
+    assert not (UPath(tmp_path) / emulator.datastack / "v1078").exists()
+
+
+def test_an_unpublished_version_is_unknown_to_caveclient(emulator):
+    emulator.server.unpublished = {1718}
+    conn = connect(emulator)
+    assert conn.versions(expired=True) == [117, 943, 1078, 1181, 1300, 1412, 1507, 1621]
+    with pytest.raises(UnknownVersionError, match="1718"):
+        conn.check_version(1718)
+
+
+def test_unreachable_cave_fails_the_tick_and_keeps_the_cursor(dagster_instance, tmp_path):
+    cave = CaveResource(
+        datastack="minnie65_synthetic",
+        server_address="http://127.0.0.1:9",  # nothing listens
+        http_retries=0,
+        call_attempts=1,
+    )
+    defs = location(cave, tmp_path)
+    with pytest.raises(CaveUnavailableError, match="Check the server address"):
+        sensor_tick(defs, dagster_instance, '{"known": [117], "expired": []}')
+    assert dagster_instance.get_dynamic_partitions(VERSION_DIM) == []
+
+
+def _emulator_threads() -> int:
+    return sum(t.name == "cave-emulator" and t.is_alive() for t in threading.enumerate())
+
+
+def test_embedded_emulator_lives_for_one_tick(
+    dagster_instance, tmp_path, emulator_cache, monkeypatch
+):
+    monkeypatch.setenv("MICRONS_EMULATOR_CACHE", str(emulator_cache))
+    defs = location(
+        CaveResource(server_address="embedded", datastack="minnie65_synthetic"), tmp_path
+    )
+    sensor = defs.resolve_sensor_def("cave_versions")
+    before = _emulator_threads()
+    with sensor_context(defs, dagster_instance) as context:
+        data = sensor.evaluate_tick(context)
+        assert _emulator_threads() == before + 1  # started for this tick
+    assert added_keys(data) == CURRENT
+    deadline = time.monotonic() + 5
+    while _emulator_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _emulator_threads() == before  # stopped when the tick ended

@@ -1,0 +1,142 @@
+"""Server-side counts of filtered queries (`count=true`), and the lossy-server fault they catch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import requests
+
+from microns_assets.cave.synapses import MAX_PRE_FILTER, download_synapses
+from microns_assets.emulator import Faults
+from microns_assets_tests.conftest import connect
+
+SYN = "synapses_pni_2"
+REF = "aibs_metamodel_celltypes_v661"
+
+
+@pytest.fixture(scope="module")
+def syn(session_emulator):
+    return session_emulator.ground_truth(1300, SYN)
+
+
+@pytest.fixture(scope="module")
+def posts(syn) -> list[int]:
+    """60 post cells with many synapses, so their rows exceed a small row cap."""
+    return syn["post_pt_root_id"].value_counts().index[:60].astype("int64").tolist()
+
+
+def query_url(emulator, table: str = SYN) -> str:
+    return (
+        f"{emulator.url}/materialize/api/v3/datastack/{emulator.datastack}/version/1300/"
+        f"table/{table}/query"
+    )
+
+
+def test_count_answer_is_one_uncapped_arrow_row(emulator, syn):
+    emulator.server.row_cap = 1_000
+    body = {"limit": 10, "filter_greater_equal_dict": {SYN: {"size": 500}}}
+    r = requests.post(query_url(emulator), params={"count": "True"}, json=body, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "data.arrow"
+    assert "Warning" not in r.headers  # neither the cap nor `limit` applies to a count
+    frame = pa.ipc.open_stream(r.content).read_pandas()
+    assert list(frame.columns) == ["count"] and frame["count"].dtype == "int64"
+    assert frame["count"].tolist() == [int((syn["size"] >= 500).sum())]
+    assert frame["count"].iloc[0] > 1_000
+
+
+def test_count_flag_false_answers_rows_and_a_bad_flag_is_rejected(emulator):
+    url = query_url(emulator)
+    rows = requests.post(url, params={"count": "false"}, json={"limit": 7}, timeout=30)
+    assert len(pa.ipc.open_stream(rows.content).read_pandas()) == 7
+    bad = requests.post(url, params={"count": "maybe"}, json={}, timeout=30)
+    assert bad.status_code == 400 and "count" in bad.json()["message"]
+
+
+def test_count_rows_equals_ground_truth_for_each_filter(emulator, syn, posts):
+    emulator.server.row_cap = 1_000
+    conn = connect(emulator, row_cap=1_000)
+    pre = syn["pre_pt_root_id"].drop_duplicates().iloc[::4].astype("int64").tolist()
+    in_post = syn["post_pt_root_id"].isin(posts)
+    cases = [
+        ({}, np.ones(len(syn), bool)),
+        ({"filter_in": {"post_pt_root_id": posts}}, in_post),
+        (
+            {"filter_in": {"post_pt_root_id": posts, "pre_pt_root_id": pre}},
+            in_post & syn["pre_pt_root_id"].isin(pre),
+        ),
+        ({"filter_out": {"post_pt_root_id": posts}}, ~in_post),
+        ({"filter_equal": {"post_pt_root_id": posts[0]}}, syn["post_pt_root_id"] == posts[0]),
+        (
+            {"filter_greater_equal": {"id": 1_000}, "filter_less": {"id": 5_000}},
+            syn["id"].between(1_000, 4_999),
+        ),
+    ]
+    for filters, truth in cases:
+        assert conn.count_rows(1300, SYN, **filters) == int(np.sum(truth)), filters
+    assert in_post.sum() > 1_000  # above the cap: the count is not cut
+
+
+def test_count_rows_of_a_reference_table_counts_its_own_rows(emulator):
+    conn = connect(emulator)
+    table = emulator.ground_truth(1300, REF)
+    assert conn.count_rows(1300, REF) == len(table)
+    some = table["target_id"].iloc[:25].astype("int64").tolist()
+    assert conn.count_rows(1300, REF, filter_in={"target_id": some}) == 25
+
+
+def test_count_rows_survives_503s_and_cut_bodies(emulator, syn, posts):
+    emulator.server.faults = Faults(fail_rate=0.3, drop_rate=0.3, seed=5)
+    conn = connect(emulator)
+    for i in range(6):
+        batch = posts[i * 10 : (i + 1) * 10]
+        truth = int(syn["post_pt_root_id"].isin(batch).sum())
+        assert conn.count_rows(1300, SYN, filter_in={"post_pt_root_id": batch}) == truth
+    assert emulator.server.stats.faults > 0
+
+
+def test_lossy_server_drops_rows_from_answers_but_not_from_counts(emulator, syn, posts):
+    emulator.server.faults = Faults(lose_rate=0.05, seed=3)
+    conn = connect(emulator)
+    filters = {"post_pt_root_id": posts[:20]}
+    truth = int(syn["post_pt_root_id"].isin(posts[:20]).sum())
+    result = conn.query(1300, SYN, filter_in=filters)
+    lost = emulator.server.stats.rows_lost
+    assert lost > 0 and len(result.frame) == truth - lost
+    assert not result.truncated  # nothing says rows are missing
+    assert conn.count_rows(1300, SYN, filter_in=filters) == truth
+
+
+def test_download_counts_every_sub_batch(emulator, syn, posts):
+    emulator.server.row_cap = 1_000
+    pre = syn["pre_pt_root_id"].drop_duplicates().iloc[::10].to_numpy(np.int64)
+    assert pre.size <= MAX_PRE_FILTER  # sent as a filter, so counted with it
+    rows, stats = download_synapses(
+        connect(emulator, row_cap=1_000), 1300, SYN, np.array(posts), pre, individual=True,
+        batch_size=25,
+    )  # fmt: skip
+    truth = syn[syn["post_pt_root_id"].isin(posts) & syn["pre_pt_root_id"].isin(pre)]
+    assert stats.capped > 0  # split queries are counted once, at the sub-batch
+    assert stats.count_queries == stats.batches == 3
+    assert stats.server_rows == stats.rows == len(truth) == len(rows)
+    assert emulator.server.stats.queries == stats.queries + stats.count_queries
+
+
+def test_download_counts_rows_before_local_pre_filter(emulator, syn, posts):
+    emulator.server.faults = Faults(lose_rate=0.02, seed=8)
+    pre = syn["pre_pt_root_id"].drop_duplicates().iloc[::3].to_numpy(np.int64)
+    rows, stats = download_synapses(
+        connect(emulator), 1300, SYN, np.array(posts), pre, individual=True, send_pre=False
+    )
+    onto_posts = int(syn["post_pt_root_id"].isin(posts).sum())
+    assert stats.server_rows == onto_posts  # pre cells were not sent, so not counted either
+    assert stats.rows == onto_posts - emulator.server.stats.rows_lost < onto_posts
+    assert len(rows) < stats.rows  # pre cells filtered locally, after the comparison point
+
+
+def test_download_without_verification_sends_no_counts(emulator, posts):
+    _, stats = download_synapses(
+        connect(emulator), 1300, SYN, np.array(posts), None, individual=False, verify_counts=False
+    )
+    assert stats.server_rows is None and stats.count_queries == 0
+    assert emulator.server.stats.queries == stats.queries > 0

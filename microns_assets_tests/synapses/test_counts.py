@@ -1,0 +1,138 @@
+"""The chunk check `matches_server_count`: rows received against the server's own count."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pytest
+from upath import UPath
+
+from microns_assets.emulator import Faults
+from microns_assets.partitions import VERSION_DIM
+from microns_assets.processing.chunks import chunk_of
+from microns_assets.raw.assets import raw_assets
+from microns_assets.resources import CaveResource, ParquetIOManager
+from microns_assets.storage import read_frame
+from microns_assets.synapses.assets import synapse_chunks
+from microns_assets.units.assets import units_and_layers
+from microns_assets_tests.conftest import failure_messages
+
+ALL = [*raw_assets, units_and_layers, synapse_chunks]
+CAP = 1_000
+CHECK = "matches_server_count"
+
+
+@pytest.fixture(scope="module")
+def workspace(session_emulator, tmp_path_factory):
+    """Raw tables and units of v1300 materialized once; resources reading through a small cap."""
+    data = tmp_path_factory.mktemp("data")
+    with dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("home"))) as instance:
+        instance.add_dynamic_partitions(VERSION_DIM, ["1300"])
+        resources = {
+            "cave": CaveResource(
+                datastack=session_emulator.datastack,
+                server_address=session_emulator.url,
+                row_cap=CAP,
+                backoff_factor_s=0.01,
+            ),
+            "io_manager": ParquetIOManager(
+                data_dir=str(data), datastack=session_emulator.datastack
+            ),
+        }
+        result = dg.materialize(
+            ALL,
+            selection=dg.AssetSelection.groups("cave_raw", "units"),
+            partition_key="1300",
+            resources=resources,
+            instance=instance,
+        )
+        assert result.success
+        yield instance, resources, UPath(data) / session_emulator.datastack / "v1300"
+
+
+def download_chunk(
+    workspace, chunk: int, config: dict, row_cap: int = CAP
+) -> dg.ExecuteInProcessResult:
+    instance, resources, _ = workspace
+    cave = CaveResource(
+        datastack=resources["cave"].datastack,
+        server_address=resources["cave"].server_address,
+        row_cap=row_cap,
+        backoff_factor_s=0.01,
+    )
+    return dg.materialize(
+        ALL,
+        selection=dg.AssetSelection.assets("synapse_chunks"),
+        partition_key=dg.MultiPartitionKey({VERSION_DIM: "1300", "synapse_chunk": f"{chunk:02d}"}),
+        resources={**resources, "cave": cave},
+        instance=instance,
+        run_config={"ops": {"synapse_chunks": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+def evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def onto_chunk(workspace, emulator, chunk: int) -> tuple[int, int]:
+    """Ground truth: synapses onto the chunk's units from any cell, and from units only."""
+    units = np.unique(read_frame(workspace[2] / "units.parquet")["pt_root_id"].to_numpy(np.int64))
+    syn = emulator.ground_truth(1300, "synapses_pni_2")
+    onto = syn[syn["post_pt_root_id"].isin(units[chunk_of(units) == chunk])]
+    return len(onto), int(onto["pre_pt_root_id"].isin(units).sum())
+
+
+def test_check_passes_under_a_cap_and_faults(workspace, emulator):
+    emulator.server.row_cap = CAP
+    emulator.server.faults = Faults(fail_rate=0.2, drop_rate=0.2, seed=13)
+    result = download_chunk(workspace, 4, {"mode": "individual"})
+    assert result.success
+    check = evaluations(result)[CHECK]
+    truth, from_units = onto_chunk(workspace, emulator, 4)
+    assert check.passed
+    assert check.metadata["server_count"].value == truth > CAP  # the count is not capped
+    assert check.metadata["rows_received"].value == truth
+    assert check.metadata["rows_missing"].value == 0
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["capped_queries_split"].value > 0
+    stored = read_frame(workspace[2] / "synapse_chunks" / "04.parquet")
+    assert len(stored) == from_units < truth  # pre cells filtered locally, after the count
+
+
+def test_check_fails_when_the_server_loses_rows(workspace, emulator):
+    emulator.server.faults = Faults(lose_rate=0.01, seed=2)
+    # No answer reaches the cap, so none is discarded: every lost row was in a kept answer.
+    result = download_chunk(workspace, 9, {"mode": "individual"}, row_cap=200_000)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["capped_queries_split"].value == 0
+    lost = emulator.server.stats.rows_lost
+    assert lost > 0
+    assert not result.success  # the check is blocking
+    assert CHECK in failure_messages(result)
+    check = evaluations(result)[CHECK]
+    truth, _ = onto_chunk(workspace, emulator, 9)
+    assert not check.passed
+    assert check.metadata["server_count"].value == truth
+    assert check.metadata["rows_received"].value == truth - lost
+    assert check.metadata["rows_missing"].value == lost
+    assert f"{lost} of the {truth} rows" in check.description
+    assert evaluations(result)["no_duplicates"].passed  # nothing else notices the loss
+
+
+def test_verification_off_sends_no_counts_and_warns(workspace, emulator):
+    for verify in (True, False):
+        emulator.server.stats.reset()
+        result = download_chunk(workspace, 6, {"verify_counts": verify, "batch_size": 40})
+        assert result.success  # a warning does not block
+        meta = result.get_asset_materialization_events()[0].materialization.metadata
+        batches = int(np.ceil(meta["post_cells"].value / 40))
+        assert batches > 1
+        counts = batches if verify else 0
+        assert emulator.server.stats.queries == meta["queries"].value + counts
+        check = evaluations(result)[CHECK]
+        assert check.passed is verify
+        assert check.severity == (
+            dg.AssetCheckSeverity.ERROR if verify else dg.AssetCheckSeverity.WARN
+        )
+        assert check.metadata["verified"].value is verify
