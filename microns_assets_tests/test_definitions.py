@@ -75,7 +75,7 @@ def test_units_assets_depend_on_every_raw_role_and_carry_checks():
         "layer_segments",
         "regions_well_formed",
     ) in checks
-    assert len(checks) == 10  # 6 on units/segments, 3 on chunks, 1 on the roll-up
+    assert len(checks) == 24  # 2 per raw role, 6 on units/segments, 3 on chunks, 1 on the roll-up
     assert ("synapse_chunks", "matches_server_count") in checks
 
 

@@ -4,7 +4,7 @@ Plain Python, no Dagster: `microns_assets.resources.cave` wraps it as the one Da
 that owns CAVE access.
 """
 
-from microns_assets.cave.complete import CompleteResult, fetch_complete
+from microns_assets.cave.complete import CompleteResult, fetch_complete, fetch_verified
 from microns_assets.cave.connection import (
     GLOBAL_SERVER,
     CaveConnection,
@@ -21,4 +21,5 @@ __all__ = [
     "HttpPolicy",
     "QueryResult",
     "fetch_complete",
+    "fetch_verified",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from microns_assets.cave.connection import CaveConnection, QueryResult
-from microns_assets.cave.errors import IncompleteResultError
+from microns_assets.cave.errors import IncompleteResultError, RowsLostError
 
 
 @dataclass
@@ -81,3 +81,28 @@ def fetch_complete(
         pending += [(lo, mid), (mid, hi)]
     frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
     return CompleteResult(frame, queries, capped)
+
+
+def fetch_verified(
+    conn: CaveConnection,
+    version: int,
+    table: str,
+    *,
+    attempts: int = 3,
+    on_query: Callable[[QueryResult], None] | None = None,
+) -> tuple[CompleteResult, int]:
+    """Every row of `table`, checked against the server's own count (fetched again on a miss).
+
+    Returns the result and the count. Raises `RowsLostError` when the rows never match it.
+    """
+    expected = conn.count_rows(version, table)
+    for _ in range(attempts):
+        result = fetch_complete(conn, version, table, on_query=on_query)
+        if len(result.frame) == expected:
+            return result, expected
+    raise RowsLostError(
+        f"{table} (v{version}): the server counts {expected} rows but answered "
+        f"{len(result.frame)}, in each of {attempts} attempts: rows go missing without an error. "
+        "Nothing was stored. Materialize again later; if it persists, report it to the CAVE "
+        "administrators."
+    )

@@ -51,3 +51,7 @@ class CaveUnavailableError(CaveError):
 
 class IncompleteResultError(CaveError):
     """A result could not be completed below the server's row cap; never stored as complete."""
+
+
+class RowsLostError(CaveError):
+    """The server answered other rows than it counts for the same query; nothing is stored."""

@@ -6,8 +6,9 @@ to send, in which case rows are filtered locally. A capped answer is never kept:
 halved and each half queried again; a single post cell still over the cap is split by synapse
 `id` ranges (`complete.fetch_complete`). The pieces are disjoint sets of post cells or of ids,
 so no row can be lost or counted twice. With `verify_counts`, the server also counts each
-sub-batch's rows (one uncapped count query per sub-batch, same filters), so a caller can check
-that every row the server holds arrived. No Dagster imports.
+sub-batch's rows (one uncapped count query per sub-batch, same filters); a sub-batch whose rows
+differ from its count is downloaded again, and one that never matches raises `RowsLostError`,
+so a silently lossy answer is never returned. No Dagster imports.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 
 from microns_assets.cave.complete import fetch_complete
 from microns_assets.cave.connection import CaveConnection, QueryResult
-from microns_assets.cave.errors import IncompleteResultError
+from microns_assets.cave.errors import IncompleteResultError, RowsLostError
 
 #: Longest pre-cell list sent as a filter; longer lists are applied locally.
 MAX_PRE_FILTER = 5_000
@@ -32,8 +33,9 @@ AGGREGATE_COLUMNS = ["id", "pre_pt_root_id", "post_pt_root_id", "size"]
 class DownloadStats:
     """What a download took: queries, capped answers that were split, rows received.
 
-    `rows` are the rows received, before pre cells are filtered locally; `server_rows` is what
-    the server counted for the same filters (None when counts were not asked for).
+    `rows` are the rows kept, before pre cells are filtered locally; `server_rows` is what the
+    server counted for the same filters (None when counts were not asked for); `recounted` the
+    sub-batches downloaded again because their rows differed from the count.
     """
 
     queries: int = 0
@@ -45,12 +47,12 @@ class DownloadStats:
     splits_by_id: int = 0
     server_rows: int | None = None
     count_queries: int = 0
+    recounted: int = 0
 
     def count(self, result: QueryResult) -> None:
         """Record one query."""
         self.queries += 1
         self.capped += int(result.truncated)
-        self.rows += 0 if result.truncated else len(result.frame)
         self.seconds += result.elapsed_s
 
 
@@ -81,6 +83,39 @@ def _batch(
     return [complete.frame]
 
 
+def _verified_batch(
+    conn: CaveConnection,
+    version: int,
+    table: str,
+    post: np.ndarray,
+    pre_filter: np.ndarray | None,
+    columns: list[str],
+    stats: DownloadStats,
+    attempts: int,
+) -> list[pd.DataFrame]:
+    """One sub-batch; with counts on, downloaded again until its rows equal the server's count."""
+    expected = None
+    if stats.server_rows is not None:
+        filters = _filters(post, pre_filter)
+        expected = conn.count_rows(version, table, filter_in=filters)
+        stats.count_queries += 1
+    for _ in range(attempts):
+        pieces = _batch(conn, version, table, post, pre_filter, columns, stats)
+        received = sum(len(p) for p in pieces)
+        if expected is None or received == expected:
+            stats.rows += received
+            if expected is not None:
+                stats.server_rows += expected
+            return pieces
+        stats.recounted += 1
+    raise RowsLostError(
+        f"{table} (v{version}): the server counts {expected} synapses onto {post.size} post "
+        f"cells but answered {received} rows, in each of {attempts} attempts: rows go missing "
+        "without an error. Nothing was stored. Materialize the chunk again later; if it "
+        "persists, report it to the CAVE administrators."
+    )
+
+
 def _filters(post: np.ndarray, pre_filter: np.ndarray | None) -> dict[str, list[int]]:
     filters = {"post_pt_root_id": post.tolist()}
     if pre_filter is not None:
@@ -99,6 +134,7 @@ def download_synapses(
     send_pre: bool = True,
     batch_size: int = 500,
     verify_counts: bool = True,
+    attempts: int = 3,
     on_batch: Callable[[DownloadStats], None] | None = None,
 ) -> tuple[pd.DataFrame, DownloadStats]:
     """All synapses onto `post_roots` from `pre_roots` (None: from anything), one row each.
@@ -106,7 +142,7 @@ def download_synapses(
     `send_pre=False` (for a pre side that is every unit) filters pre cells locally instead of
     sending the list. Returns the raw rows (`id`, roots, `size`, and centre positions in voxels
     when `individual`) and what it took. `verify_counts` asks the server to count each
-    sub-batch's rows too (`stats.server_rows`, to compare with `stats.rows`).
+    sub-batch's rows too; a sub-batch is tried up to `attempts` times to match its count.
     """
     stats = DownloadStats(server_rows=0 if verify_counts else None)
     post_roots = np.unique(np.asarray(post_roots, dtype=np.int64))
@@ -117,11 +153,7 @@ def download_synapses(
     stats.batches = len(batches)
     pieces: list[pd.DataFrame] = []
     for batch in batches:
-        if stats.server_rows is not None:
-            filters = _filters(batch, pre_send)
-            stats.server_rows += conn.count_rows(version, table, filter_in=filters)
-            stats.count_queries += 1
-        pieces += _batch(conn, version, table, batch, pre_send, columns, stats)
+        pieces += _verified_batch(conn, version, table, batch, pre_send, columns, stats, attempts)
         stats.batches_done += 1
         if on_batch is not None:
             on_batch(stats)

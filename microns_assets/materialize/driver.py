@@ -29,6 +29,7 @@ from microns_assets.settings import ENV_DATA_DIR, ENV_DATASTACK, ENV_SERVER, Set
 UNITS_JOB = "raw_tables_and_units"
 CHUNKS_JOB = "synapse_chunk_download"
 ROLLUP_JOB = "synapses_rollup"
+POOL = "cave"
 JOB_OPS = {UNITS_JOB: ("units_and_layers",), CHUNKS_JOB: ("synapse_chunks",), ROLLUP_JOB: ()}
 
 
@@ -51,6 +52,18 @@ class Report:
 def _job_config(run_config: dict | None, job: str) -> dict:
     ops = {op: {"config": op_config(run_config, op)} for op in JOB_OPS[job]}
     return {"ops": {op: c for op, c in ops.items() if c["config"]}} if ops else {}
+
+
+def cave_pool_limit(instance: dg.DagsterInstance) -> int | None:
+    """The `cave` pool's limit on this instance (its own, else the default), None if unlimited.
+
+    The driver never runs more chunk runs at once than this: Dagster's pool bounds steps
+    across runs exactly on Postgres storage, but on SQLite two processes can claim the same
+    free slot at the same moment.
+    """
+    storage = instance.event_log_storage
+    own = {p.name: p.limit for p in storage.get_pool_limits() if not p.from_default}
+    return own.get(POOL, storage.get_pool_config().default_pool_limit)
 
 
 def _environ(settings: Settings) -> dict[str, str]:
@@ -106,6 +119,13 @@ def materialize_version(
 ) -> Report:
     """Materialize every asset of `version` that is not current; see the module docstring."""
     start = time.perf_counter()
+    limit = cave_pool_limit(instance)
+    if limit is not None and limit < jobs:
+        print(
+            f"The instance's `{POOL}` pool allows {limit} CAVE step(s) at once: --jobs {limit}",
+            file=out,
+        )
+        jobs = limit
     key = str(int(version))
     report = Report(version=int(version))
     if not instance.has_dynamic_partition(VERSION_DIM, key):

@@ -1,8 +1,9 @@
 """What `materialize` must (re)run for a version, read from the Dagster instance's event log.
 
-An asset partition is *current* when its latest materialization exists, its file is still
-there, it is newer than the latest materialization of every upstream partition it reads, and
-its run used the same op config as the one requested. Anything else is redone; `force` redoes
+An asset partition is *current* when its latest materialization exists, the step that wrote it
+succeeded (a blocking check that failed fails the step), its file is still there, it is newer
+than the latest materialization of every upstream partition it reads, and its run used the
+same op config as the one requested. Anything else is redone; `force` redoes
 everything. The asset layout mirrors `definitions.py` (a test keeps the two in step).
 """
 
@@ -36,6 +37,7 @@ class Latest:
 
     storage_id: int
     run_id: str
+    step_key: str | None
     rows: int
     path: str
 
@@ -64,6 +66,7 @@ def latest(instance: dg.DagsterInstance, asset: str, partitions: list[str]) -> d
             found[partition] = Latest(
                 storage_id=record.storage_id,
                 run_id=record.run_id,
+                step_key=record.event_log_entry.step_key,
                 rows=int(meta["dagster/row_count"].value) if "dagster/row_count" in meta else 0,
                 path=str(meta["path"].value) if "path" in meta else "",
             )
@@ -100,12 +103,18 @@ class Planner:
         used = op_config(run.run_config if run else None, op)
         return used == op_config(self.run_config, op)
 
+    def _step_succeeded(self, record: Latest) -> bool:
+        if record.step_key is None:  # reported from outside a run: nothing failed
+            return True
+        stats = self.instance.get_run_step_stats(record.run_id, step_keys=[record.step_key])
+        return bool(stats) and stats[0].status.value == "SUCCESS"
+
     def _current(self, asset: str, record: Latest | None, upstream: list[Latest | None]) -> bool:
         if self.force or record is None or not record.path or not UPath(record.path).exists():
             return False
         if any(up is None or up.storage_id > record.storage_id for up in upstream):
             return False
-        return self._config_matches(asset, record)
+        return self._step_succeeded(record) and self._config_matches(asset, record)
 
     def _version_latest(self, assets: tuple[str, ...]) -> dict[str, Latest | None]:
         return {a: latest(self.instance, a, [self.version]).get(self.version) for a in assets}

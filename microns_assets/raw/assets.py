@@ -1,17 +1,19 @@
 """One asset per role: the role's CAVE table for a materialization version, complete and typed.
 
 The CAVE table behind a role comes from `versions.yaml`; rows come through `CaveResource` with
-`fetch_complete`, so a result the server capped is split and re-queried, never stored.
+`fetch_verified`: a result the server capped is split and re-queried, and the rows must equal
+the server's own count of the table, or nothing is stored.
 """
 
 import dagster as dg
 import pandas as pd
 
-from microns_assets.cave import fetch_complete
+from microns_assets.cave import fetch_verified
 from microns_assets.config import ROLES, VersionConfig, load_versions_config
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.partitions import mat_version
 from microns_assets.provenance import provenance
+from microns_assets.raw import checks
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
 from microns_assets.roles import TableContentError, check_columns, empty_frame
 
@@ -31,7 +33,8 @@ DESCRIPTIONS = {
 
 def _fetch(
     context: dg.AssetExecutionContext, cave: CaveResource, role: str, cfg: VersionConfig
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, str | None, int | None]:
+    """The role's table, its CAVE table name (None: absent), and the server's row count."""
     version = cfg.version
     conn = cave.connection
     conn.check_version(version)
@@ -55,15 +58,18 @@ def _fetch(
         frame = empty_frame(role)
         context.log.info(f"role {role!r} is absent from version {version}")
         frame.attrs["provenance"] = provenance(**facts, present=False, note=note)
-        context.add_output_metadata({"present": False, "cave_table": "(absent)", "note": note})
-        return frame
+        context.add_output_metadata(
+            {"present": False, "cave_table": "(absent)", "note": note}, output_name="result"
+        )
+        return frame, None, None
 
     conn.check_table(version, table)
     queries = []
-    result = fetch_complete(
+    result, server_rows = fetch_verified(
         conn,
         version,
         table,
+        attempts=conn.settings.call_attempts,
         on_query=lambda r: (
             queries.append(r)
             or context.log.debug(f"{table}: {len(r.frame)} rows, capped={r.truncated}")
@@ -89,9 +95,11 @@ def _fetch(
             "capped_queries_split": result.capped,
             "query_seconds": round(sum(r.elapsed_s for r in queries), 3),
             "synthetic_data": facts["synthetic"],
-        }
+            "server_count": server_rows,
+        },
+        output_name="result",
     )
-    return frame
+    return frame, table, server_rows
 
 
 def build_raw_asset(role: str) -> dg.AssetsDefinition:
@@ -106,11 +114,14 @@ def build_raw_asset(role: str) -> dg.AssetsDefinition:
         kinds={"pandas", "parquet"},
         pool="cave",
         tags={"microns/role": role},
+        check_specs=checks.check_specs(dg.AssetKey([KEY_PREFIX, role])),
     )
-    def raw_table(context: dg.AssetExecutionContext, cave: CaveResource) -> pd.DataFrame:
+    def raw_table(context: dg.AssetExecutionContext, cave: CaveResource):
         cfg = load_versions_config().get(int(context.partition_key))
         with cave_errors_as_failures(context, cfg.retry):
-            return _fetch(context, cave, role, cfg)
+            frame, table, server_rows = _fetch(context, cave, role, cfg)
+        yield dg.Output(frame)
+        yield from checks.check_results(context.asset_key, frame, table, server_rows)
 
     return raw_table
 

@@ -1,8 +1,10 @@
 """Asset checks of the raw role tables: annotation ids unique, every row the server holds stored.
 
-`complete` compares the stored rows with the server's own count of the table (an uncapped
-`count(*)` on the same query endpoint), the independent proof that no capped answer slipped
-through. A role the version lacks passes both checks with a description saying so.
+`complete` records the comparison of the stored rows with the server's own count of the table
+(an uncapped `count(*)` on the same query endpoint). The download already refuses to store a
+table whose rows differ from the count (`cave.fetch_verified`), so this check shows in the UI
+what was verified, and guards that rule. A role the version lacks passes both checks with a
+description saying so.
 """
 
 from collections.abc import Iterator

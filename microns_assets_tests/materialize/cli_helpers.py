@@ -11,9 +11,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from microns_assets.materialize.plan import CHUNKS_ASSET, chunk_partition
-from microns_assets.processing.chunks import CHUNK_KEYS
-
 
 def clean_env(emulator_cache: Path) -> dict[str, str]:
     """The environment without our settings, with the tests' private emulator cache."""
@@ -58,11 +55,18 @@ def runs_by_job(home: Path) -> dict[str, list[dg.DagsterRun]]:
 
 
 def materialized_chunks(home: Path) -> set[str]:
-    """Chunk keys of v1300 with a materialization recorded in the instance at `home`."""
+    """Chunk keys of v1300 whose chunk step finished successfully in the instance at `home`.
+
+    A run killed after writing its chunk but before the step finished (its checks unrun) does
+    not count; one killed after the step, while the run wound down, does.
+    """
+    done = set()
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        key = dg.AssetKey(CHUNKS_ASSET)
-        done = instance.get_materialized_partitions(key)
-    return {c for c in CHUNK_KEYS if chunk_partition("1300", c) in done}
+        for run in instance.get_runs(dg.RunsFilter(job_name="synapse_chunk_download")):
+            stats = instance.get_run_step_stats(run.run_id, step_keys=["synapse_chunks"])
+            if stats and stats[0].status.value == "SUCCESS":
+                done.add(run.tags["dagster/partition"].split("|")[1])
+    return done
 
 
 def aggregated_truth(emulator, units: pd.DataFrame) -> pd.DataFrame:

@@ -73,6 +73,27 @@ def test_each_role_gets_its_versions_table(emulator, instance, tmp_path, version
         assert meta[role]["cave_table"].value == table == prov["cave_table"]
         assert sorted(frame["id"]) == sorted(truth["id"])  # complete, no duplicates
         assert "dagster/row_count" in meta[role] and "preview" in meta[role]
+        assert meta[role]["server_count"].value == len(truth)
+    checks = {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {(role, name) for role in ROLES for name in ("unique_ids", "complete")}
+    assert all(e.passed for e in checks.values())
+
+
+def test_a_table_the_server_loses_rows_of_is_never_stored(emulator, instance, tmp_path):
+    emulator.server.faults = Faults(lose_rate=0.05, seed=3)  # rows vanish, no error, no Warning
+    result = materialize(emulator, instance, tmp_path, 1300)
+    assert emulator.server.stats.rows_lost > 0
+    assert not result.success
+    message = failure_messages(result)
+    assert "nucleus_detection_v0 (v1300): the server counts 3000 rows" in message
+    assert "Nothing was stored" in message
+    stored = {
+        e.materialization.asset_key.path[-1] for e in result.get_asset_materialization_events()
+    }
+    assert "nucleus" not in stored
+    assert not (
+        UPath(tmp_path) / emulator.datastack / "v1300" / "cave_raw" / "nucleus.parquet"
+    ).exists()
 
 
 def test_version_differences_reach_the_files(emulator, instance, tmp_path):
