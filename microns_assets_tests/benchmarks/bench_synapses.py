@@ -5,16 +5,19 @@ Run: `python microns_assets_tests/benchmarks/bench_synapses.py [--scale real] [-
 own process (so its CPU is not ours), builds the units of v1300 from it, then downloads the
 default selection (every unit to every unit, aggregated) of the first `--chunks` chunks,
 serially and with `--workers` chunks at a time (threads sharing one connection, as chunk steps
-share a server). Prints wall time, pairs/s, queries, and this process's CPU time: when our CPU
-is a small share of the wall time, the download is bound by the server, not by our code.
+share a server). Prints wall time, pairs/s, queries, and the CPU time of this process and
+of the emulator's: the download is bound by the server when the server's CPU and latency, not
+ours, fill the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from microns_assets.cave import CaveConnection, CaveSettings
 from microns_assets.cave.synapses import download_synapses
@@ -32,6 +35,12 @@ def cpu_seconds() -> float:
     """CPU time (user + system) of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of another process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -63,15 +72,18 @@ def main() -> None:
 
         for label, workers in (("one at a time", 1), (f"{args.workers} at a time", args.workers)):
             start, cpu = time.perf_counter(), cpu_seconds()
+            server_cpu = process_cpu_seconds(emulator.pid)
             with ThreadPoolExecutor(workers) as pool:
                 results = list(pool.map(chunk, range(args.chunks)))
             elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+            server_cpu = process_cpu_seconds(emulator.pid) - server_cpu
             rows = sum(r for r, _ in results)
             print(
                 f"{args.scale}: {args.chunks} chunks {label:<12} {elapsed:7.2f} s  "
                 f"{rows:>10,} pairs  {rows / elapsed:>10,.0f} pairs/s  "
                 f"{sum(q for _, q in results)} queries, {args.latency_ms:g} ms latency; "
-                f"our CPU {cpu:.2f} s = {cpu / elapsed:.0%} of the wall time",
+                f"CPU: ours {cpu:.2f} s ({cpu / elapsed:.0%} of the wall time), "
+                f"the server's {server_cpu:.2f} s",
                 flush=True,
             )
     finally:
