@@ -7,9 +7,9 @@ summed `size` and the number of synapses `n_synapses` (new). Individual: every s
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import standard_transform
+
+from microns_assets.processing.coordinates import voxels_to_microns
 
 PAIR = ["pre_pt_root_id", "post_pt_root_id"]
 CENTRE = [f"ctr_pt_position_{a}" for a in "xyz"]
@@ -39,9 +39,7 @@ def individual(rows: pd.DataFrame, remove_autapses: bool = False) -> pd.DataFram
         {"id": "int64", "pre_pt_root_id": "int64", "post_pt_root_id": "int64", "size": "int64"}
     )
     voxels = rows[CENTRE].to_numpy(dtype=float)
-    microns = standard_transform.minnie_transform(resolution="vx").apply(voxels)
-    if len(rows) == 0:
-        microns = np.empty((0, 3))
+    microns = voxels_to_microns(voxels)
     for axis, name in enumerate("xyz"):
         out[f"ctr_{name}_um"] = microns[:, axis]
     return out.sort_values([*PAIR, "id"], kind="stable").reset_index(drop=True)

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import standard_transform
 
 from microns_assets.config.celltypes import DEFAULT_TABLE, load_layer_map
 from microns_assets.processing import inputs, layers
+from microns_assets.processing.coordinates import voxels_to_microns
 
 FUNCTIONAL_MODES = ("none", "match", "all", "best_only")
 POSITIONS = ["pt_position_x", "pt_position_y", "pt_position_z"]
@@ -33,7 +33,7 @@ _FUNC_COLUMNS = ["session", "scan_idx", "unit_id", "pref_ori", "pref_dir", "gOSI
 def to_microns(frame: pd.DataFrame) -> pd.DataFrame:
     """Positions from voxels to µm in the MICrONS standard frame (pia at y = 0), in place."""
     voxels = frame[POSITIONS].to_numpy(dtype=float)
-    frame[POSITIONS] = standard_transform.minnie_transform(resolution="vx").apply(voxels)
+    frame[POSITIONS] = voxels_to_microns(voxels)
     return frame
 
 
