@@ -74,21 +74,25 @@ def materialize(args: argparse.Namespace, *, demo: bool = False) -> int:
     print(f"Materializing version {args.version} of {settings.datastack} from {where}", file=out)
     print(f"Dagster instance: {home}\nData:             {settings.data_dir}", file=out, flush=True)
     with dg.DagsterInstance.get() as instance:
-        report = materialize_version(
-            args.version,
-            instance=instance,
-            settings=settings,
-            jobs=args.jobs,
-            force=args.force,
-            run_config=run_config,
-        )
+        try:
+            report = materialize_version(
+                args.version,
+                instance=instance,
+                settings=settings,
+                jobs=args.jobs,
+                force=args.force,
+                run_config=run_config,
+            )
+        except KeyboardInterrupt:
+            print("\nInterrupted. Run the same command again: only what is missing runs.", file=out)
+            return 130
         for what in report.skipped:
             print(f"  up to date, skipped: {what}", file=out)
         print(f"\nResults of version {args.version}:", file=out)
         _print_summary(instance, args.version, out)
     for failure in report.failures:
         print(f"FAILED {failure.step} (partition {failure.partition}): {failure.message}", file=out)
-    status = "Done" if report.success else "FAILED"
+    status = "Done" if report.success else "Failed"
     print(f"\n{status} in {report.seconds:.1f} s ({len(report.outcomes)} runs).", file=out)
     if not report.success:
         print(

@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 import dagster as dg
@@ -88,7 +88,7 @@ class _Runner:
             outcome = RunOutcome(request, run_id="", success=False, failures=(failure,))
         if not outcome.success and not outcome.failures:
             failure = StepFailure(request.job, request.partition_label, "run did not succeed")
-            outcome = RunOutcome(**{**outcome.__dict__, "failures": (failure,)})
+            outcome = replace(outcome, failures=(failure,))
         self.report.outcomes.append(outcome)
         self.report.failures.extend(outcome.failures)
         return outcome

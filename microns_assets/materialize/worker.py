@@ -98,14 +98,20 @@ def _error_text(error) -> str:
 def run(request: RunRequest) -> RunOutcome:
     """Execute one run in this process and summarize it."""
     job = _defs().resolve_job_def(request.job)
-    result = job.execute_in_process(
-        partition_key=_partition_key(request),
-        instance=_instance(),
-        asset_selection=[dg.AssetKey.from_user_string(a) for a in request.assets],
-        run_config={**QUIET, **request.run_config},
-        tags={DRIVER_TAG: "materialize"},
-        raise_on_error=False,
-    )
+    try:
+        result = job.execute_in_process(
+            partition_key=_partition_key(request),
+            instance=_instance(),
+            asset_selection=[dg.AssetKey.from_user_string(a) for a in request.assets],
+            run_config={**QUIET, **request.run_config},
+            tags={DRIVER_TAG: "materialize"},
+            raise_on_error=False,
+        )
+    except dg.DagsterError as err:  # the run could not start, e.g. invalid run config
+        details = [e.message for e in getattr(err, "errors", [])]
+        message = "; ".join([str(err).splitlines()[0], *details])
+        failure = StepFailure(request.job, request.partition_label, message)
+        return RunOutcome(request, run_id="", success=False, failures=(failure,))
     failures = []
     for event in result.all_events:
         if event.event_type_value in ("STEP_FAILURE", "RESOURCE_INIT_FAILURE"):

@@ -150,3 +150,17 @@ def test_a_malformed_run_config_is_refused(session_emulator, emulator_cache, tmp
     out = run_cli([*args, "--config", str(bad)], clean_env(emulator_cache))
     assert out.returncode != 0
     assert "must be a Dagster run config with only an `ops:` section" in out.stderr
+
+
+def test_an_invalid_op_config_fails_with_dagsters_message(
+    session_emulator, emulator_cache, tmp_path
+):
+    config = tmp_path / "config.yaml"
+    config.write_text("ops:\n  units_and_layers:\n    config:\n      functional: sometimes\n")
+    args = materialize_args(session_emulator, tmp_path / "home", tmp_path / "data")
+    out = run_cli([*args, "--config", str(config)], clean_env(emulator_cache))
+    assert out.returncode == 1
+    failed = [line for line in out.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and "(partition 1300)" in failed[0]
+    assert "sometimes" in failed[0] and "functional" in failed[0]
+    assert "synapse chunks" not in out.stderr  # nothing after the failed stage ran
