@@ -9,6 +9,7 @@ import sys
 import dagster as dg
 from upath import UPath
 
+import microns_assets
 from microns_assets.config import ROLES
 from microns_assets.storage import read_frame
 
@@ -33,6 +34,10 @@ def test_demo_materializes_version_1300_into_a_persistent_instance(tmp_path, emu
     assert str(units) in out.stdout and len(read_frame(units)) > 1_000
     synapses = data.parent / "synapses.parquet"
     assert str(synapses) in out.stdout and len(read_frame(synapses)) > 10_000
+    hint = next(line for line in out.stdout.splitlines() if "microns_assets.load(" in line)
+    call = hint[hint.index("microns_assets.load(") :]
+    loaded = eval(call, {"microns_assets": microns_assets})  # the printed call, as a user pastes it
+    assert len(loaded) == len(read_frame(synapses))
     assert "microns-assets dev --server embedded --datastack minnie65_synthetic" in out.stdout
     assert str(tmp_path / ".dagster_home") in out.stdout
 

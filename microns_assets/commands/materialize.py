@@ -111,8 +111,8 @@ def _print_ui_hint(settings: Settings, home: Path, version: int, out) -> None:
     print("Browse the runs, materializations and lineage in the web UI:", file=out)
     print(f"  {command} dev {flags}\n  then open http://127.0.0.1:3000", file=out)
     print(
-        f"Load a table in a notebook (same MICRONS_* environment): "
-        f"microns_assets.load('units', {version}, data_dir={settings.data_dir!r})",
+        "Load a table in a notebook: microns_assets.load("
+        f"'synapses', {version}, datastack={settings.datastack!r}, data_dir={settings.data_dir!r})",
         file=out,
     )
 
