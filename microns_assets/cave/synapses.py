@@ -162,7 +162,7 @@ def download_synapses(
     keep = [c for c in pieces[0].columns if not c.endswith("_supervoxel_id")]
     frame = pd.concat([p[keep] for p in pieces], ignore_index=True)
     if pre_roots is not None and pre_send is None:
-        frame = frame[np.isin(frame["pre_pt_root_id"].to_numpy(np.int64), pre_roots)]
+        frame = frame[frame["pre_pt_root_id"].isin(pre_roots).to_numpy()]  # hashed, not sorted
     duplicated = int(frame["id"].duplicated().sum())
     if duplicated:
         raise IncompleteResultError(

@@ -64,8 +64,8 @@ def chunk_results(
         passed=duplicated == 0,
         metadata={"duplicated_rows": duplicated, "key": ", ".join(keys)},
     )
-    stray_pre = int((~np.isin(out["pre_pt_root_id"].to_numpy(np.int64), pre)).sum())
-    stray_post = int((~np.isin(out["post_pt_root_id"].to_numpy(np.int64), post)).sum())
+    stray_pre = int((~out["pre_pt_root_id"].isin(pre)).sum())
+    stray_post = int((~out["post_pt_root_id"].isin(post)).sum())
     yield dg.AssetCheckResult(
         asset_key=CHUNKS,
         check_name="within_selection",
