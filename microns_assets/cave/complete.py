@@ -5,18 +5,25 @@ The server cuts results at its row cap without failing and returns rows in no fi
 key of the rows it did return: both halves then hold some of those rows, ranges shrink strictly,
 and disjoint ranges can neither lose nor duplicate a row. A single key value holding more rows
 than the cap cannot be split by this key and raises `IncompleteResultError`.
+
+A complete answer is then held against the server's own (uncapped) count of the same query:
+`until_counted` fetches again while the rows differ and raises `RowsLostError` if they never
+match, so rows a server drops without an error are never stored either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from microns_assets.cave.connection import CaveConnection, QueryResult
 from microns_assets.cave.errors import IncompleteResultError, RowsLostError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -83,6 +90,33 @@ def fetch_complete(
     return CompleteResult(frame, queries, capped)
 
 
+def until_counted(
+    fetch: Callable[[], T],
+    rows: Callable[[T], int],
+    expected: int,
+    *,
+    attempts: int,
+    what: str,
+    on_miss: Callable[[], None] | None = None,
+) -> T:
+    """`fetch()` until its rows equal the server's count `expected`, at most `attempts` times.
+
+    Raises `RowsLostError` when they never do: the server drops rows without an error.
+    """
+    for _ in range(attempts):
+        result = fetch()
+        received = rows(result)
+        if received == expected:
+            return result
+        if on_miss is not None:
+            on_miss()
+    raise RowsLostError(
+        f"{what}: the server counts {expected} rows but answered {received}, in each of "
+        f"{attempts} attempts: rows go missing without an error. Nothing was stored. "
+        "Materialize it again later; if it persists, report it to the CAVE administrators."
+    )
+
+
 def fetch_verified(
     conn: CaveConnection,
     version: int,
@@ -96,13 +130,11 @@ def fetch_verified(
     Returns the result and the count. Raises `RowsLostError` when the rows never match it.
     """
     expected = conn.count_rows(version, table)
-    for _ in range(attempts):
-        result = fetch_complete(conn, version, table, on_query=on_query)
-        if len(result.frame) == expected:
-            return result, expected
-    raise RowsLostError(
-        f"{table} (v{version}): the server counts {expected} rows but answered "
-        f"{len(result.frame)}, in each of {attempts} attempts: rows go missing without an error. "
-        "Nothing was stored. Materialize again later; if it persists, report it to the CAVE "
-        "administrators."
+    result = until_counted(
+        lambda: fetch_complete(conn, version, table, on_query=on_query),
+        lambda r: len(r.frame),
+        expected,
+        attempts=attempts,
+        what=f"{table} (v{version})",
     )
+    return result, expected

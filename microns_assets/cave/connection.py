@@ -283,18 +283,6 @@ class CaveConnection:
         """The datastack's info record (synapse table, voxel resolution, ...)."""
         return self._call("reading datastack info", self.client.info.get_datastack_info)
 
-    def count(self, version: int, table: str) -> int:
-        """Row count of a table as the server reports it."""
-        mat = self.client.materialize
-        return int(
-            self._call(
-                f"counting rows of {table!r} (v{version})",
-                mat.get_annotation_count,
-                table,
-                version=version,
-            )
-        )
-
     def count_rows(
         self,
         version: int,
@@ -319,11 +307,9 @@ class CaveConnection:
             what,
             mat.query_table,
             table,
-            filter_in_dict=filter_in,
-            filter_out_dict=filter_out,
-            filter_equal_dict=filter_equal,
-            filter_greater_equal_dict=filter_greater_equal,
-            filter_less_dict=filter_less,
+            **_filter_kwargs(
+                filter_in, filter_out, filter_equal, filter_greater_equal, filter_less
+            ),
             get_counts=True,
             merge_reference=False,
             split_positions=True,
@@ -334,8 +320,9 @@ class CaveConnection:
         if list(frame.columns) != ["count"] or len(frame) != 1:
             raise errors.CaveQueryError(
                 f"{what}: the server answered {len(frame)} rows of {list(frame.columns)[:5]} "
-                "instead of a count, so it cannot count filtered queries. Set `verify_counts: "
-                "false` in the synapse config to download without this verification."
+                "instead of a count, so it cannot count filtered queries, which every download "
+                "is verified with. For synapse chunks, `verify_counts: false` in the synapse "
+                "config skips the verification."
             )
         return int(frame["count"].iloc[0])
 
@@ -360,11 +347,9 @@ class CaveConnection:
             reset_row_cap_warning()
             frame = mat.query_table(
                 table,
-                filter_in_dict=filter_in,
-                filter_out_dict=filter_out,
-                filter_equal_dict=filter_equal,
-                filter_greater_equal_dict=filter_greater_equal,
-                filter_less_dict=filter_less,
+                **_filter_kwargs(
+                    filter_in, filter_out, filter_equal, filter_greater_equal, filter_less
+                ),
                 select_columns=select_columns,
                 limit=limit,
                 split_positions=True,
@@ -379,6 +364,23 @@ class CaveConnection:
         cap = min(limit, self.settings.row_cap) if limit else self.settings.row_cap
         truncated = warning is not None or len(frame) >= cap
         return QueryResult(frame, truncated, warning, time.perf_counter() - start)
+
+
+def _filter_kwargs(
+    filter_in: dict | None,
+    filter_out: dict | None,
+    filter_equal: dict | None,
+    filter_greater_equal: dict | None,
+    filter_less: dict | None,
+) -> dict[str, dict | None]:
+    """Our filter arguments under caveclient's `query_table` names."""
+    return {
+        "filter_in_dict": filter_in,
+        "filter_out_dict": filter_out,
+        "filter_equal_dict": filter_equal,
+        "filter_greater_equal_dict": filter_greater_equal,
+        "filter_less_dict": filter_less,
+    }
 
 
 def _short(err: Exception) -> str:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from microns_assets.cave.complete import fetch_complete
+from microns_assets.cave.complete import fetch_complete, until_counted
 from microns_assets.cave.connection import CaveConnection, QueryResult
-from microns_assets.cave.errors import IncompleteResultError, RowsLostError
+from microns_assets.cave.errors import IncompleteResultError
 
 #: Longest pre-cell list sent as a filter; longer lists are applied locally.
 MAX_PRE_FILTER = 5_000
@@ -94,26 +94,29 @@ def _verified_batch(
     attempts: int,
 ) -> list[pd.DataFrame]:
     """One sub-batch; with counts on, downloaded again until its rows equal the server's count."""
-    expected = None
-    if stats.server_rows is not None:
-        filters = _filters(post, pre_filter)
-        expected = conn.count_rows(version, table, filter_in=filters)
-        stats.count_queries += 1
-    for _ in range(attempts):
-        pieces = _batch(conn, version, table, post, pre_filter, columns, stats)
-        received = sum(len(p) for p in pieces)
-        if expected is None or received == expected:
-            stats.rows += received
-            if expected is not None:
-                stats.server_rows += expected
-            return pieces
+
+    def fetch() -> list[pd.DataFrame]:
+        return _batch(conn, version, table, post, pre_filter, columns, stats)
+
+    def recounted() -> None:
         stats.recounted += 1
-    raise RowsLostError(
-        f"{table} (v{version}): the server counts {expected} synapses onto {post.size} post "
-        f"cells but answered {received} rows, in each of {attempts} attempts: rows go missing "
-        "without an error. Nothing was stored. Materialize the chunk again later; if it "
-        "persists, report it to the CAVE administrators."
-    )
+
+    if stats.server_rows is None:
+        pieces = fetch()
+    else:
+        expected = conn.count_rows(version, table, filter_in=_filters(post, pre_filter))
+        stats.count_queries += 1
+        pieces = until_counted(
+            fetch,
+            lambda found: sum(len(p) for p in found),
+            expected,
+            attempts=attempts,
+            what=f"{table} (v{version}), synapses onto {post.size} post cells",
+            on_miss=recounted,
+        )
+        stats.server_rows += expected
+    stats.rows += sum(len(p) for p in pieces)
+    return pieces
 
 
 def _filters(post: np.ndarray, pre_filter: np.ndarray | None) -> dict[str, list[int]]:

@@ -20,24 +20,33 @@ from typing import TextIO
 import dagster as dg
 from tqdm import tqdm
 
+from microns_assets.jobs import chunks_job, rollup_job, units_job
 from microns_assets.materialize import worker
-from microns_assets.materialize.plan import CHUNKS_ASSET, ROLLUP_ASSET, Planner, op_config
+from microns_assets.materialize.plan import (
+    CHUNKS_ASSET,
+    CONFIG_OP,
+    ROLLUP_ASSET,
+    Planner,
+    op_config,
+)
 from microns_assets.materialize.worker import RunOutcome, RunRequest, StepFailure
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.settings import ENV_DATA_DIR, ENV_DATASTACK, ENV_SERVER, Settings
 
-UNITS_JOB = "raw_tables_and_units"
-CHUNKS_JOB = "synapse_chunk_download"
-ROLLUP_JOB = "synapses_rollup"
+UNITS_JOB, CHUNKS_JOB, ROLLUP_JOB = units_job.name, chunks_job.name, rollup_job.name
 POOL = "cave"
-JOB_OPS = {UNITS_JOB: ("units_and_layers",), CHUNKS_JOB: ("synapse_chunks",), ROLLUP_JOB: ()}
+#: The ops of each stage's job that take run config.
+JOB_OPS = {
+    UNITS_JOB: (CONFIG_OP["units"],),
+    CHUNKS_JOB: (CONFIG_OP[CHUNKS_ASSET],),
+    ROLLUP_JOB: (),
+}
 
 
 @dataclass
 class Report:
     """What a `materialize_version` call ran, skipped and wrote."""
 
-    version: int
     outcomes: list[RunOutcome] = field(default_factory=list)
     failures: list[StepFailure] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -127,7 +136,7 @@ def materialize_version(
         )
         jobs = limit
     key = str(int(version))
-    report = Report(version=int(version))
+    report = Report()
     if not instance.has_dynamic_partition(VERSION_DIM, key):
         instance.add_dynamic_partitions(VERSION_DIM, [key])
     planner = Planner(instance, key, run_config, force)

@@ -119,6 +119,13 @@ class Planner:
     def _version_latest(self, assets: tuple[str, ...]) -> dict[str, Latest | None]:
         return {a: latest(self.instance, a, [self.version]).get(self.version) for a in assets}
 
+    def _chunks_latest(self) -> dict[str, Latest]:
+        """The latest materialization of each chunk of the version, by chunk key."""
+        keys = {chunk_partition(self.version, c): c for c in CHUNK_KEYS}
+        return {
+            keys[pk]: rec for pk, rec in latest(self.instance, CHUNKS_ASSET, list(keys)).items()
+        }
+
     def stale_units_stage(self) -> list[str]:
         """Raw roles and units/layer segments to run (units whenever any raw role reruns)."""
         raw = self._version_latest(RAW_ASSETS)
@@ -132,19 +139,14 @@ class Planner:
     def stale_chunks(self) -> list[str]:
         """Chunk keys ("00".."31") of the version to (re)download."""
         units = self._version_latest(("units",))["units"]
-        keys = {chunk_partition(self.version, c): c for c in CHUNK_KEYS}
-        found = latest(self.instance, CHUNKS_ASSET, list(keys))
-        return [
-            c for pk, c in keys.items() if not self._current(CHUNKS_ASSET, found.get(pk), [units])
-        ]
+        found = self._chunks_latest()
+        return [c for c in CHUNK_KEYS if not self._current(CHUNKS_ASSET, found.get(c), [units])]
 
     def rollup_stale(self) -> bool:
         """Whether the roll-up must be (re)built from the chunks."""
         units = self._version_latest(("units",))["units"]
-        chunks = latest(
-            self.instance, CHUNKS_ASSET, [chunk_partition(self.version, c) for c in CHUNK_KEYS]
-        )
-        upstream = [units, *(chunks.get(chunk_partition(self.version, c)) for c in CHUNK_KEYS)]
+        chunks = self._chunks_latest()
+        upstream = [units, *(chunks.get(c) for c in CHUNK_KEYS)]
         rollup = self._version_latest((ROLLUP_ASSET,))[ROLLUP_ASSET]
         return not self._current(ROLLUP_ASSET, rollup, upstream)
 
@@ -154,9 +156,7 @@ class Planner:
         for asset, rec in self._version_latest((*RAW_ASSETS, *UNITS_ASSETS)).items():
             if rec is not None:
                 out[asset] = (rec.rows, rec.path, 1)
-        chunks = latest(
-            self.instance, CHUNKS_ASSET, [chunk_partition(self.version, c) for c in CHUNK_KEYS]
-        )
+        chunks = self._chunks_latest()
         if chunks:
             folder = str(UPath(next(iter(chunks.values())).path).parent)
             out[CHUNKS_ASSET] = (sum(r.rows for r in chunks.values()), folder, len(chunks))

@@ -49,14 +49,12 @@ class StepFailure:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What a run did: its id, success, failed steps, and {asset: (rows, path)} written."""
+    """What a run did: its id, success and failed steps (what it wrote is in the instance)."""
 
     request: RunRequest
     run_id: str
     success: bool
     failures: tuple[StepFailure, ...] = ()
-    written: dict[str, tuple[int, str]] = field(default_factory=dict)
-    failed_checks: tuple[str, ...] = ()
 
 
 #: This worker process's instance reference, then its instance (set by `init_worker`).
@@ -121,24 +119,4 @@ def run(request: RunRequest) -> RunOutcome:
                     event.step_key or "resources", request.partition_label, _error_text(error)
                 )
             )
-    written = {}
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        meta = mat.metadata
-        written[mat.asset_key.to_user_string()] = (
-            int(meta["dagster/row_count"].value),
-            str(meta["path"].value),
-        )
-    failed_checks = tuple(
-        f"{e.asset_key.to_user_string()}:{e.check_name}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    )
-    return RunOutcome(
-        request=request,
-        run_id=result.run_id,
-        success=result.success,
-        failures=tuple(failures),
-        written=written,
-        failed_checks=failed_checks,
-    )
+    return RunOutcome(request, result.run_id, result.success, tuple(failures))
