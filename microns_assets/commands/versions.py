@@ -25,6 +25,15 @@ def local_state(data_dir: str, datastack: str, version: int) -> str:
     return ", ".join(parts) or "-"
 
 
+def _expiry(expires_on: object) -> str:
+    """The expiry date, or `never`: caveclient turns the server's null into pandas' max time."""
+    import pandas as pd
+
+    if expires_on is None or getattr(expires_on, "year", None) == pd.Timestamp.max.year:
+        return "never"
+    return str(expires_on)[:10]
+
+
 def versions(args: argparse.Namespace) -> int:
     """Print one line per version the server lists (expired ones included)."""
     from microns_assets.cave.errors import CaveError
@@ -43,7 +52,7 @@ def versions(args: argparse.Namespace) -> int:
     for meta in listed:
         version = int(meta["version"])
         expired = not meta.get("valid", True) or meta.get("status") == "EXPIRED"
-        expires = str(meta.get("expires_on") or "never")[:10]
+        expires = _expiry(meta.get("expires_on"))
         published = str(meta.get("time_stamp", ""))[:19].replace("T", " ")
         status = "expired" if expired else "current"
         local = local_state(settings.data_dir, settings.datastack, version)
