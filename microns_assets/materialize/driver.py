@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from microns_assets.jobs import chunks_job, rollup_job, units_job
 from microns_assets.materialize import worker
+from microns_assets.materialize.orphans import fail_orphaned_runs
 from microns_assets.materialize.plan import (
     CHUNKS_ASSET,
     CONFIG_OP,
@@ -137,6 +138,13 @@ def materialize_version(
         jobs = limit
     key = str(int(version))
     report = Report()
+    orphans = fail_orphaned_runs(instance)
+    if orphans:
+        print(
+            f"Marked {len(orphans)} run(s) of an earlier `materialize` whose process is gone "
+            "as failed.",
+            file=out,
+        )
     if not instance.has_dynamic_partition(VERSION_DIM, key):
         instance.add_dynamic_partitions(VERSION_DIM, [key])
     planner = Planner(instance, key, run_config, force)

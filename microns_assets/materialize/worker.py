@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from microns_assets.materialize.orphans import WORKER_TAG, worker_tag
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 
 #: The runs' console log level in a worker; the full event log is in the instance (web UI).
@@ -102,7 +103,7 @@ def run(request: RunRequest) -> RunOutcome:
             instance=_instance(),
             asset_selection=[dg.AssetKey.from_user_string(a) for a in request.assets],
             run_config={**QUIET, **request.run_config},
-            tags={DRIVER_TAG: "materialize"},
+            tags={DRIVER_TAG: "materialize", WORKER_TAG: worker_tag()},
             raise_on_error=False,
         )
     except dg.DagsterError as err:  # the run could not start, e.g. invalid run config

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import dagster as dg
 from upath import UPath
 
 from microns_assets.emulator import Faults
@@ -33,7 +34,9 @@ def wait_for_chunks(folder: UPath, count: int, child: subprocess.Popen, timeout:
     raise AssertionError(f"fewer than {count} chunk files in {folder} after {timeout} s")
 
 
-def rerun_and_check(emulator, emulator_cache, home, data, done_before: set[str]) -> None:
+def rerun_and_check(
+    emulator, emulator_cache, home, data, done_before: set[str]
+) -> subprocess.CompletedProcess:
     """A second `materialize` runs exactly the missing chunks and yields the true table."""
     runs_before = runs_by_job(home)
     out = run_cli(materialize_args(emulator, home, data), clean_env(emulator_cache))
@@ -55,6 +58,12 @@ def rerun_and_check(emulator, emulator_cache, home, data, done_before: set[str])
     assert_equals_truth(
         read_frame(version_dir / "synapses.parquet"), aggregated_truth(emulator, units)
     )
+    return out
+
+
+def started_runs(home) -> set[str]:
+    runs = runs_by_job(home).values()
+    return {r.run_id for job in runs for r in job if r.status == dg.DagsterRunStatus.STARTED}
 
 
 def test_a_failure_midway_names_what_failed_and_a_rerun_finishes(
@@ -116,4 +125,11 @@ def test_a_killed_materialize_leaves_no_partial_chunk_and_resumes(
         assert read_frame(path).attrs["provenance"]["chunk"] == path.stem
     done = materialized_chunks(home)
     assert done <= {p.stem for p in files}
-    rerun_and_check(session_emulator, emulator_cache, home, data, done)
+    killed = started_runs(home)  # runs of the killed workers: nothing will ever end them
+    out = rerun_and_check(session_emulator, emulator_cache, home, data, done)
+    assert started_runs(home) == set()
+    for job in runs_by_job(home).values():
+        for run in job:
+            assert (run.run_id in killed) == (run.status == dg.DagsterRunStatus.FAILURE), run
+    if killed:
+        assert f"Marked {len(killed)} run(s)" in out.stderr + out.stdout
