@@ -116,9 +116,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `microns-assets` console script."""
+    from microns_assets.settings import SettingsError
+
     args, extra = _parser().parse_known_args(argv)
     if extra and args.command != "dev":
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return _dispatch(args, extra)
+    except SettingsError as err:
+        print(f"microns-assets: {err}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
     if args.command == "emulator":
         from microns_assets.commands.emulator import emulator
 

@@ -4,7 +4,7 @@ import dagster as dg
 
 from microns_assets.automation.conditions import automation_sensor
 from microns_assets.automation.schedules import refresh_newest_version
-from microns_assets.automation.versions_sensor import cave_versions
+from microns_assets.automation.versions_sensor import build_versions_sensor
 from microns_assets.jobs import ALL_JOBS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
@@ -17,7 +17,7 @@ settings = Settings.from_env()
 defs = dg.Definitions(
     assets=[*raw_assets, units_and_layers, synapse_chunks, synapses],
     jobs=ALL_JOBS,
-    sensors=[cave_versions, automation_sensor],
+    sensors=[build_versions_sensor(settings.poll_minutes), automation_sensor],
     schedules=[refresh_newest_version],
     resources={
         "cave": CaveResource(datastack=settings.datastack, server_address=settings.server),

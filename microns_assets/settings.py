@@ -6,6 +6,8 @@
   the server is `embedded`.
 - `MICRONS_DATA_DIR`: root of the Parquet files, a local path or an fsspec URL. Default `./data`.
 - `CAVE_TOKEN`: CAVE API token, read by the resource at run time and never logged.
+- `MICRONS_VERSIONS_POLL_MINUTES`: how often the `cave_versions` sensor polls CAVE, in whole
+  minutes. Default 60.
 
 Plain Python: read once when the definitions are built; reading them does no I/O.
 """
@@ -24,8 +26,14 @@ ENV_SERVER = "MICRONS_CAVE_SERVER"
 ENV_DATASTACK = "MICRONS_DATASTACK"
 ENV_DATA_DIR = "MICRONS_DATA_DIR"
 ENV_TOKEN = "CAVE_TOKEN"
+ENV_POLL_MINUTES = "MICRONS_VERSIONS_POLL_MINUTES"
+DEFAULT_POLL_MINUTES = 60
 EMBEDDED = "embedded"
 PUBLIC_DATASTACK = "minnie65_public"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class Settings:
     server: str
     datastack: str
     data_dir: str
+    poll_minutes: int = DEFAULT_POLL_MINUTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -46,4 +55,16 @@ class Settings:
             server=server.rstrip("/"),
             datastack=environ.get(ENV_DATASTACK) or default_ds,
             data_dir=data_dir,
+            poll_minutes=_poll_minutes(environ.get(ENV_POLL_MINUTES)),
         )
+
+
+def _poll_minutes(raw: str | None) -> int:
+    if not raw:
+        return DEFAULT_POLL_MINUTES
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise SettingsError(
+            f"{ENV_POLL_MINUTES}={raw!r} is not a whole number of minutes of at least 1: set it "
+            f"to e.g. 15, or unset it for the default of {DEFAULT_POLL_MINUTES}."
+        )
+    return int(raw)

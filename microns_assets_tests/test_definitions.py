@@ -8,6 +8,7 @@ import sys
 import time
 
 import dagster as dg
+import pytest
 
 from microns_assets.config import ROLES
 from microns_assets.settings import Settings
@@ -109,3 +110,37 @@ def test_settings_defaults_and_embedded_datastack():
         {"MICRONS_DATASTACK": "x", "MICRONS_DATA_DIR": "s3://b/p", "MICRONS_CAVE_SERVER": "u/"}
     )
     assert (explicit.datastack, explicit.data_dir, explicit.server) == ("x", "s3://b/p", "u")
+
+
+def test_poll_minutes_setting_defaults_and_rejects_what_is_not_whole_minutes():
+    assert Settings.from_env({}).poll_minutes == 60
+    assert Settings.from_env({"MICRONS_VERSIONS_POLL_MINUTES": "15"}).poll_minutes == 15
+    for bad in ("0", "-5", "1.5", "hourly"):
+        with pytest.raises(ValueError, match=f"MICRONS_VERSIONS_POLL_MINUTES='{bad}'"):
+            Settings.from_env({"MICRONS_VERSIONS_POLL_MINUTES": bad})
+
+
+def test_the_version_sensor_polls_as_often_as_the_environment_says():
+    code = (
+        "from microns_assets.definitions import defs; "
+        "print(defs.resolve_sensor_def('cave_versions').minimum_interval_seconds)"
+    )
+    env = {**os.environ, "MICRONS_CAVE_SERVER": UNREACHABLE}
+    run = [sys.executable, "-c", code]
+    every_15 = {**env, "MICRONS_VERSIONS_POLL_MINUTES": "15"}
+    out = subprocess.run(run, env=every_15, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == 15 * 60
+    bad = subprocess.run(
+        run, env={**env, "MICRONS_VERSIONS_POLL_MINUTES": "soon"}, capture_output=True, text=True
+    )
+    assert bad.returncode != 0
+    assert "MICRONS_VERSIONS_POLL_MINUTES='soon' is not a whole number" in bad.stderr
+
+
+def test_the_commands_reject_a_bad_poll_setting_without_a_traceback():
+    env = {**os.environ, "MICRONS_VERSIONS_POLL_MINUTES": "0"}
+    args = [sys.executable, "-m", "microns_assets.cli", "versions", "--server", UNREACHABLE]
+    out = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "MICRONS_VERSIONS_POLL_MINUTES='0' is not a whole number" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -16,8 +16,7 @@ from microns_assets.automation.versions import (
 from microns_assets.jobs import raw_tables_job
 from microns_assets.partitions import mat_version
 from microns_assets.resources.cave import CaveResource
-
-POLL_MINUTES = 60
+from microns_assets.settings import DEFAULT_POLL_MINUTES
 
 
 def _listing(numbers: list[int]) -> str:
@@ -35,7 +34,7 @@ def _skip_message(update: VersionUpdate, datastack: str, valid: list[int]) -> st
     )
 
 
-def build_versions_sensor(poll_minutes: int = POLL_MINUTES) -> dg.SensorDefinition:
+def build_versions_sensor(poll_minutes: int = DEFAULT_POLL_MINUTES) -> dg.SensorDefinition:
     """The version sensor, polling CAVE every `poll_minutes` minutes once started."""
 
     @dg.sensor(
@@ -79,6 +78,3 @@ def build_versions_sensor(poll_minutes: int = POLL_MINUTES) -> dg.SensorDefiniti
         )
 
     return cave_versions
-
-
-cave_versions = build_versions_sensor()
