@@ -39,6 +39,28 @@ def emulator(session_emulator: Emulator) -> Iterator[Emulator]:
     server.stats.reset()
 
 
+#: Nuclei missing from `orphan_emulator`'s nucleus table; annotations referencing them remain.
+DELETED_NUCLEI = 9
+
+
+@pytest.fixture(scope="session")
+def _orphan_emulator(emulator_cache) -> Iterator[Emulator]:
+    with Emulator(
+        scale="small", seed=0, cache_dir=emulator_cache, deleted_nuclei=DELETED_NUCLEI
+    ) as emu:
+        yield emu
+
+
+@pytest.fixture
+def orphan_emulator(_orphan_emulator: Emulator) -> Iterator[Emulator]:
+    """An emulator whose reference tables hold orphans (targets deleted); reset after."""
+    server = _orphan_emulator.server
+    yield _orphan_emulator
+    server.row_cap = 200_000
+    server.faults = Faults()
+    server.stats.reset()
+
+
 @pytest.fixture
 def dagster_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
     """A real Dagster instance (sqlite storage) in its own temp dir."""

@@ -4,7 +4,12 @@ Plain Python, no Dagster: `microns_assets.resources.cave` wraps it as the one Da
 that owns CAVE access.
 """
 
-from microns_assets.cave.complete import CompleteResult, fetch_complete, fetch_verified
+from microns_assets.cave.complete import (
+    CompleteResult,
+    ServerCount,
+    fetch_complete,
+    fetch_verified,
+)
 from microns_assets.cave.connection import (
     GLOBAL_SERVER,
     CaveConnection,
@@ -20,6 +25,7 @@ __all__ = [
     "CompleteResult",
     "HttpPolicy",
     "QueryResult",
+    "ServerCount",
     "fetch_complete",
     "fetch_verified",
 ]

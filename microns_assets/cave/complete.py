@@ -9,6 +9,14 @@ than the cap cannot be split by this key and raises `IncompleteResultError`.
 A complete answer is then held against the server's own (uncapped) count of the same query:
 `until_counted` fetches again while the rows differ and raises `RowsLostError` if they never
 match, so rows a server drops without an error are never stored either.
+
+A reference table comes joined with its target table, and the server counts only the
+reference table's own rows (its join endpoint does not count). When the joined rows fall short,
+`fetch_verified` finds out why: annotations whose target no longer exists (a deleted nucleus)
+are dropped by the server's inner join, as in caveclient and the seed. Those orphans are
+identified exactly, from the reference table's own `id`/`target_id` rows and the target's ids
+(each download verified by its own count), and the joined rows must then be exactly the other
+annotations. Any other shortfall is lost rows.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ def fetch_complete(
     filter_out: dict | None = None,
     filter_equal: dict | None = None,
     select_columns: list[str] | None = None,
+    merge_reference: bool = True,
     on_query: Callable[[QueryResult], None] | None = None,
 ) -> CompleteResult:
     """Every row of a filtered query, however many rows the server's cap lets through at once."""
@@ -69,6 +78,7 @@ def fetch_complete(
             filter_greater_equal=ge,
             filter_less=less,
             select_columns=select_columns,
+            merge_reference=merge_reference,
         )
         queries += 1
         if on_query is not None:
@@ -117,6 +127,19 @@ def until_counted(
     )
 
 
+@dataclass(frozen=True)
+class ServerCount:
+    """The server's count of a table's rows, and the annotations its join drops as orphans."""
+
+    table_rows: int
+    orphan_ids: tuple[int, ...] = ()
+
+    @property
+    def expected(self) -> int:
+        """Rows a complete (joined) download holds."""
+        return self.table_rows - len(self.orphan_ids)
+
+
 def fetch_verified(
     conn: CaveConnection,
     version: int,
@@ -124,17 +147,67 @@ def fetch_verified(
     *,
     attempts: int = 3,
     on_query: Callable[[QueryResult], None] | None = None,
-) -> tuple[CompleteResult, int]:
+) -> tuple[CompleteResult, ServerCount]:
     """Every row of `table`, checked against the server's own count (fetched again on a miss).
 
-    Returns the result and the count. Raises `RowsLostError` when the rows never match it.
+    Returns the result and the count (with the orphans a reference table's join dropped; see
+    the module docstring). Raises `RowsLostError` when the rows never match it.
     """
-    expected = conn.count_rows(version, table)
-    result = until_counted(
-        lambda: fetch_complete(conn, version, table, on_query=on_query),
+    count = ServerCount(conn.count_rows(version, table))
+    what = f"{table} (v{version})"
+
+    def fetch() -> CompleteResult:
+        return fetch_complete(conn, version, table, on_query=on_query)
+
+    result = fetch()
+    joinable = None  # ids of the annotations whose target exists, when orphans were looked for
+    if len(result.frame) < count.expected:
+        target = conn.table_metadata(version, table).get("reference_table") or None
+        if target is not None:
+            own = _own_rows(conn, version, table, target, count.table_rows, attempts)
+            orphan = ~own["has_target"]
+            count = ServerCount(count.table_rows, tuple(sorted(own.loc[orphan, "id"].tolist())))
+            joinable = own.loc[~orphan, "id"]
+    if len(result.frame) != count.expected:
+        result = until_counted(
+            fetch, lambda r: len(r.frame), count.expected, attempts=max(1, attempts - 1), what=what
+        )
+    if joinable is not None and not _same_ids(result.frame["id"], joinable):
+        raise RowsLostError(
+            f"{what}: the joined rows are not exactly the {count.expected} annotations whose "
+            f"target exists ({len(count.orphan_ids)} orphans dropped by the join). Nothing was "
+            "stored. Materialize it again later; if it persists, report it to the CAVE "
+            "administrators."
+        )
+    return result, count
+
+
+def _own_rows(
+    conn: CaveConnection, version: int, table: str, target: str, rows: int, attempts: int
+) -> pd.DataFrame:
+    """`table`'s own `id`s, unjoined, and whether each one's `target_id` is an id of `target`."""
+    own = until_counted(
+        lambda: fetch_complete(
+            conn, version, table, select_columns=["id", "target_id"], merge_reference=False
+        ),
         lambda r: len(r.frame),
-        expected,
+        rows,
         attempts=attempts,
-        what=f"{table} (v{version})",
+        what=f"{table} (v{version}, unjoined)",
+    ).frame
+    targets = until_counted(
+        lambda: fetch_complete(conn, version, target, select_columns=["id"]),
+        lambda r: len(r.frame),
+        conn.count_rows(version, target),
+        attempts=attempts,
+        what=f"{target} (v{version}, ids)",
+    ).frame
+    return pd.DataFrame(
+        {"id": own["id"].to_numpy(np.int64), "has_target": own["target_id"].isin(targets["id"])}
     )
-    return result, expected
+
+
+def _same_ids(ids: pd.Series, expected: pd.Series) -> bool:
+    """Whether `ids` are exactly `expected`, each once (in any order)."""
+    got = np.sort(ids.to_numpy(np.int64))
+    return bool(np.array_equal(got, np.sort(expected.to_numpy(np.int64))))

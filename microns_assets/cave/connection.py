@@ -339,8 +339,13 @@ class CaveConnection:
         filter_less: dict | None = None,
         select_columns: list[str] | None = None,
         limit: int | None = None,
+        merge_reference: bool = True,
     ) -> QueryResult:
-        """One `query_table` call (positions split); reports whether the row cap cut it."""
+        """One `query_table` call (positions split); reports whether the row cap cut it.
+
+        A reference table comes joined with its target (caveclient's `merge_reference`),
+        unless `merge_reference` is False.
+        """
         mat = self.client.materialize
 
         def once() -> tuple[pd.DataFrame, str | None]:
@@ -352,6 +357,7 @@ class CaveConnection:
                 ),
                 select_columns=select_columns,
                 limit=limit,
+                merge_reference=merge_reference,
                 split_positions=True,
                 materialization_version=version,
                 metadata=False,

@@ -27,6 +27,9 @@ class Emulator:
         faults: injected 503s, dropped connections and latency.
         token: if set, every request must carry it (`Authorization: Bearer ...`), else 401.
         cache_dir: where generated worlds are kept (default: `cache.cache_root()`).
+        deleted_nuclei: this many nuclei (of typed cells) are missing from every version's
+            nucleus table while the annotations referencing them remain: orphans, which the
+            server's join of a reference table drops (`tables.deleted_nucleus_ids`).
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class Emulator:
         token: str | None = None,
         datastack: str = catalog.DATASTACK,
         cache_dir: str | Path | None = None,
+        deleted_nuclei: int = 0,
     ) -> None:
         self.n_nuclei = parse_scale(scale)
         self.seed = seed
@@ -49,6 +53,7 @@ class Emulator:
         self._faults = faults or Faults()
         self._token = token
         self._cache_dir = cache_dir
+        self._deleted_nuclei = deleted_nuclei
         self._world: World | None = None
         self._versions: dict[int, VersionTables] = {}
         self._lock = threading.RLock()
@@ -118,7 +123,7 @@ class Emulator:
         """The tables of one version (ground truth for tests, bypassing HTTP)."""
         with self._lock:
             if version not in self._versions:
-                self._versions[version] = VersionTables(self.world, version)
+                self._versions[version] = VersionTables(self.world, version, self._deleted_nuclei)
             return self._versions[version]
 
     def ground_truth(self, version: int, table: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from microns_assets.emulator import catalog as cat
 from microns_assets.emulator.synthetic import (
@@ -93,12 +94,26 @@ def _point(prefix: str, x, y, z, sv, root) -> dict:
     }
 
 
+def deleted_nucleus_ids(world: World, n: int) -> np.ndarray:
+    """`n` nuclei deleted from the nucleus table, spread over the cells with a cell type.
+
+    As when CAVE deletes a false-positive nucleus: annotations of other tables that reference
+    it stay (orphans), and the server's join of those tables with the nucleus table drops them.
+    """
+    typed = np.flatnonzero(world.cells["typed"])
+    if n <= 0 or typed.size == 0:
+        return np.empty(0, dtype=np.int64)
+    picks = np.unique(np.linspace(0, typed.size - 1, min(n, typed.size)).astype(np.int64))
+    return world.cells["nucleus_id"][typed[picks]].astype(np.int64)
+
+
 class VersionTables:
     """Builds (and memoizes) the tables of one materialization version."""
 
-    def __init__(self, world: World, version: int) -> None:
+    def __init__(self, world: World, version: int, deleted_nuclei: int = 0) -> None:
         self.world = world
         self.version = version
+        self.deleted_nucleus_ids = deleted_nucleus_ids(world, deleted_nuclei)
         self.k = cat.VERSION_INDEX[version]
         self.created = cat.VERSIONS[0].time_stamp
         self._roots = world.roots_at(self.k)
@@ -139,7 +154,11 @@ class VersionTables:
             "bb_end_position_x", "bb_end_position_y", "bb_end_position_z",
             "pt_supervoxel_id", "pt_root_id",
         ]  # fmt: skip
-        return _table({k: cols[k] for k in order})
+        table = _table({k: cols[k] for k in order})
+        if self.deleted_nucleus_ids.size:
+            gone = pa.array(self.deleted_nucleus_ids)
+            table = table.filter(pc.invert(pc.is_in(table["id"], value_set=gone)))
+        return table
 
     def _proofreading(self) -> pa.Table:
         c = self.world.cells

@@ -2,13 +2,14 @@
 
 The CAVE table behind a role comes from `versions.yaml`; rows come through `CaveResource` with
 `fetch_verified`: a result the server capped is split and re-queried, and the rows must equal
-the server's own count of the table, or nothing is stored.
+the server's own count of the table (less the orphan annotations of a reference table, whose
+target no longer exists and which the server's join drops), or nothing is stored.
 """
 
 import dagster as dg
 import pandas as pd
 
-from microns_assets.cave import fetch_verified
+from microns_assets.cave import ServerCount, fetch_verified
 from microns_assets.config import ROLES, VersionConfig, load_versions_config
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.partitions import mat_version
@@ -33,8 +34,8 @@ DESCRIPTIONS = {
 
 def _fetch(
     context: dg.AssetExecutionContext, cave: CaveResource, role: str, cfg: VersionConfig
-) -> tuple[pd.DataFrame, str | None, int | None]:
-    """The role's table, its CAVE table name (None: absent), and the server's row count."""
+) -> tuple[pd.DataFrame, str | None, ServerCount | None]:
+    """The role's table, its CAVE table name (None: absent), and the server's count of it."""
     version = cfg.version
     conn = cave.connection
     conn.check_version(version)
@@ -65,7 +66,7 @@ def _fetch(
 
     conn.check_table(version, table)
     queries = []
-    result, server_rows = fetch_verified(
+    result, count = fetch_verified(
         conn,
         version,
         table,
@@ -81,6 +82,13 @@ def _fetch(
     except TableContentError as err:
         raise dg.Failure(str(err), allow_retries=False) from err
     query = {"split_key": "id", "queries": result.queries, "capped_and_split": result.capped}
+    if count.orphan_ids:
+        query["orphans_dropped_by_join"] = len(count.orphan_ids)
+        context.log.warning(
+            f"{table} v{version}: {len(count.orphan_ids)} of {count.table_rows} annotations "
+            "reference a row their target table no longer has; the server's join drops them, "
+            f"as caveclient does (annotation ids {_sample(count.orphan_ids)})"
+        )
     frame.attrs["provenance"] = provenance(**facts, present=True, query=query)
     context.log.info(
         f"{table} v{version}: {len(frame)} rows in {result.queries} queries "
@@ -95,11 +103,18 @@ def _fetch(
             "capped_queries_split": result.capped,
             "query_seconds": round(sum(r.elapsed_s for r in queries), 3),
             "synthetic_data": facts["synthetic"],
-            "server_count": server_rows,
+            "server_count": count.table_rows,
+            "orphans_dropped_by_join": len(count.orphan_ids),
+            **({"orphan_annotation_ids": _sample(count.orphan_ids)} if count.orphan_ids else {}),
         },
         output_name="result",
     )
-    return frame, table, server_rows
+    return frame, table, count
+
+
+def _sample(ids: tuple[int, ...], n: int = 20) -> str:
+    more = f" and {len(ids) - n} more" if len(ids) > n else ""
+    return ", ".join(map(str, ids[:n])) + more
 
 
 def build_raw_asset(role: str) -> dg.AssetsDefinition:
@@ -119,9 +134,9 @@ def build_raw_asset(role: str) -> dg.AssetsDefinition:
     def raw_table(context: dg.AssetExecutionContext, cave: CaveResource):
         cfg = load_versions_config().get(int(context.partition_key))
         with cave_errors_as_failures(context, cfg.retry):
-            frame, table, server_rows = _fetch(context, cave, role, cfg)
+            frame, table, count = _fetch(context, cave, role, cfg)
         yield dg.Output(frame)
-        yield from checks.check_results(context.asset_key, frame, table, server_rows)
+        yield from checks.check_results(context.asset_key, frame, table, count)
 
     return raw_table
 

@@ -1,10 +1,11 @@
 """Asset checks of the raw role tables: annotation ids unique, every row the server holds stored.
 
 `complete` records the comparison of the stored rows with the server's own count of the table
-(an uncapped `count(*)` on the same query endpoint). The download already refuses to store a
-table whose rows differ from the count (`cave.fetch_verified`), so this check shows in the UI
-what was verified, and guards that rule. A role the version lacks passes both checks with a
-description saying so.
+(an uncapped `count(*)` on the same query endpoint), less the orphan annotations of a reference
+table that the server's join drops (their target no longer exists). The download already
+refuses to store a table whose rows differ from that (`cave.fetch_verified`), so this check
+shows in the UI what was verified, and guards that rule. A role the version lacks passes both
+checks with a description saying so.
 """
 
 from collections.abc import Iterator
@@ -12,9 +13,12 @@ from collections.abc import Iterator
 import dagster as dg
 import pandas as pd
 
+from microns_assets.cave import ServerCount
+
 CHECKS = {
     "unique_ids": "Annotation ids (`id`) are present and unique.",
-    "complete": "The stored rows equal the server's count of the table's rows.",
+    "complete": "The stored rows equal the server's count of the table's rows (less the "
+    "annotations whose reference target no longer exists, which the join drops).",
 }
 
 
@@ -27,7 +31,7 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
 
 
 def check_results(
-    key: dg.AssetKey, frame: pd.DataFrame, table: str | None, server_rows: int | None
+    key: dg.AssetKey, frame: pd.DataFrame, table: str | None, count: ServerCount | None
 ) -> Iterator[dg.AssetCheckResult]:
     """Results of both checks for a freshly fetched table (`table` None: role absent)."""
     if table is None:
@@ -46,14 +50,22 @@ def check_results(
         description=f"{duplicated} duplicated and {missing} missing ids in {len(frame)} rows",
         metadata={"duplicated_ids": duplicated, "missing_ids": missing},
     )
-    passed = server_rows == len(frame)
+    passed = count is not None and count.expected == len(frame)
+    orphans = len(count.orphan_ids) if count is not None else 0
+    server_rows = count.table_rows if count is not None else None
+    dropped = f" less {orphans} orphan annotations the join drops" if orphans else ""
     yield dg.AssetCheckResult(
         asset_key=key,
         check_name="complete",
         passed=passed,
         description=(
-            f"{len(frame)} rows stored, the server counts {server_rows} in {table}"
+            f"{len(frame)} rows stored, the server counts {server_rows} in {table}{dropped}"
             + ("" if passed else ": materialize again; if it persists, report it to CAVE's admins")
         ),
-        metadata={"rows_stored": len(frame), "server_count": server_rows, "cave_table": table},
+        metadata={
+            "rows_stored": len(frame),
+            "server_count": server_rows,
+            "orphans_dropped_by_join": orphans,
+            "cave_table": table,
+        },
     )

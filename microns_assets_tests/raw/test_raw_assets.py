@@ -13,7 +13,7 @@ from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.roles import REQUIRED
 from microns_assets.storage import read_frame
-from microns_assets_tests.conftest import failure_messages
+from microns_assets_tests.conftest import DELETED_NUCLEI, failure_messages
 
 
 @pytest.fixture
@@ -223,3 +223,26 @@ def test_embedded_server_runs_the_emulator_in_process(
     path = UPath(tmp_path) / "minnie65_synthetic/v1300/cave_raw/cell_types.parquet"
     frame = read_frame(path)
     assert len(frame) > 0 and frame.attrs["provenance"]["server_setting"] == "embedded"
+
+
+def test_orphan_annotations_are_reported_and_the_table_passes_its_checks(
+    orphan_emulator, instance, tmp_path
+):
+    result = materialize(orphan_emulator, instance, tmp_path, 1300)
+    assert result.success, failure_messages(result)
+    meta = by_role(result)
+    cell_types = meta["cell_types"]
+    table = cell_types["cave_table"].value
+    stored = orphan_emulator.ground_truth(1300, table)
+    assert cell_types["server_count"].value == len(stored)
+    assert cell_types["orphans_dropped_by_join"].value == DELETED_NUCLEI
+    assert cell_types["dagster/row_count"].value == len(stored) - DELETED_NUCLEI
+    assert meta["nucleus"]["orphans_dropped_by_join"].value == 0
+    complete = {
+        e.asset_key.path[-1]: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "complete"
+    }
+    assert complete["cell_types"].passed
+    assert complete["cell_types"].metadata["orphans_dropped_by_join"].value == DELETED_NUCLEI
+    assert f"less {DELETED_NUCLEI} orphan annotations" in complete["cell_types"].description
