@@ -27,16 +27,21 @@ def session_emulator(emulator_cache) -> Iterator[Emulator]:
         yield emu
 
 
-@pytest.fixture
-def emulator(session_emulator: Emulator) -> Iterator[Emulator]:
-    """The session emulator; row cap, faults, token, unpublished versions, counters reset after."""
-    server = session_emulator.server
-    yield session_emulator
+def _reset(emu: Emulator) -> None:
+    """Undo what a test set on a shared emulator: row cap, faults, token, versions, counters."""
+    server = emu.server
     server.row_cap = 200_000
     server.faults = Faults()
     server.token = None
     server.unpublished = set()
     server.stats.reset()
+
+
+@pytest.fixture
+def emulator(session_emulator: Emulator) -> Iterator[Emulator]:
+    """The session emulator, reset after the test."""
+    yield session_emulator
+    _reset(session_emulator)
 
 
 #: Nuclei missing from `orphan_emulator`'s nucleus table; annotations referencing them remain.
@@ -54,11 +59,8 @@ def _orphan_emulator(emulator_cache) -> Iterator[Emulator]:
 @pytest.fixture
 def orphan_emulator(_orphan_emulator: Emulator) -> Iterator[Emulator]:
     """An emulator whose reference tables hold orphans (targets deleted); reset after."""
-    server = _orphan_emulator.server
     yield _orphan_emulator
-    server.row_cap = 200_000
-    server.faults = Faults()
-    server.stats.reset()
+    _reset(_orphan_emulator)
 
 
 @pytest.fixture
