@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from microns_assets.jobs import chunks_job, rollup_job, units_job
 from microns_assets.materialize import worker
-from microns_assets.materialize.orphans import fail_orphaned_runs
+from microns_assets.materialize.dead_workers import fail_runs_of_dead_workers
 from microns_assets.materialize.plan import (
     CHUNKS_ASSET,
     CONFIG_OP,
@@ -138,10 +138,10 @@ def materialize_version(
         jobs = limit
     key = str(int(version))
     report = Report()
-    orphans = fail_orphaned_runs(instance)
-    if orphans:
+    dead = fail_runs_of_dead_workers(instance)
+    if dead:
         print(
-            f"Marked {len(orphans)} run(s) of an earlier `materialize` whose process is gone "
+            f"Marked {len(dead)} run(s) of an earlier `materialize` whose process is gone "
             "as failed.",
             file=out,
         )

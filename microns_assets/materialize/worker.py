@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from microns_assets.materialize.orphans import WORKER_TAG, worker_tag
+from microns_assets.materialize.dead_workers import WORKER_TAG, worker_tag
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 
 #: The runs' console log level in a worker; the full event log is in the instance (web UI).

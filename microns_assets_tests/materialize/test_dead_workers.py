@@ -10,7 +10,7 @@ import uuid
 
 import dagster as dg
 
-from microns_assets.materialize.orphans import WORKER_TAG, fail_orphaned_runs
+from microns_assets.materialize.dead_workers import WORKER_TAG, fail_runs_of_dead_workers
 
 STARTED = dg.DagsterRunStatus.STARTED
 
@@ -36,7 +36,7 @@ def status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
 
 def test_only_started_runs_of_vanished_local_workers_are_failed(dagster_instance):
     host, dead = socket.gethostname(), gone_pid()
-    orphan = add_run(dagster_instance, STARTED, {WORKER_TAG: f"{host}:{dead}"})
+    dead_worker = add_run(dagster_instance, STARTED, {WORKER_TAG: f"{host}:{dead}"})
     alive = add_run(dagster_instance, STARTED, {WORKER_TAG: f"{host}:{os.getpid()}"})
     elsewhere = add_run(dagster_instance, STARTED, {WORKER_TAG: f"not-{host}:{dead}"})
     untagged = add_run(dagster_instance, STARTED, {})  # e.g. launched from the web UI
@@ -44,16 +44,16 @@ def test_only_started_runs_of_vanished_local_workers_are_failed(dagster_instance
         dagster_instance, dg.DagsterRunStatus.SUCCESS, {WORKER_TAG: f"{host}:{dead}"}
     )
 
-    assert fail_orphaned_runs(dagster_instance) == [orphan]
+    assert fail_runs_of_dead_workers(dagster_instance) == [dead_worker]
 
-    assert status(dagster_instance, orphan) == dg.DagsterRunStatus.FAILURE
+    assert status(dagster_instance, dead_worker) == dg.DagsterRunStatus.FAILURE
     for run_id in (alive, elsewhere, untagged):
         assert status(dagster_instance, run_id) == STARTED
     assert status(dagster_instance, finished) == dg.DagsterRunStatus.SUCCESS
     failure = dagster_instance.get_records_for_run(
-        orphan, of_type=dg.DagsterEventType.RUN_FAILURE
+        dead_worker, of_type=dg.DagsterEventType.RUN_FAILURE
     ).records
     assert len(failure) == 1
     message = failure[0].event_log_entry.dagster_event.message
     assert str(dead) in message and "materialize" in message
-    assert fail_orphaned_runs(dagster_instance) == []  # done once
+    assert fail_runs_of_dead_workers(dagster_instance) == []  # done once

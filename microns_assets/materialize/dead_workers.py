@@ -43,7 +43,7 @@ def _dead_worker(tag: str | None) -> int | None:
     return None if _process_exists(int(pid)) else int(pid)
 
 
-def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
+def fail_runs_of_dead_workers(instance: dg.DagsterInstance) -> list[str]:
     """Mark started runs whose worker process is gone as failed; return their run ids."""
     records = instance.get_run_records(dg.RunsFilter(statuses=_LIVE))  # few, if any
     failed = []
