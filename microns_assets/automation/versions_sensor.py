@@ -47,7 +47,7 @@ def build_versions_sensor(poll_minutes: int = DEFAULT_POLL_MINUTES) -> dg.Sensor
         "in the cursor, never added; no partition is ever removed.",
     )
     def cave_versions(context: dg.SensorEvaluationContext, cave: CaveResource) -> dg.SensorResult:
-        conn = cave.connection
+        conn = cave.tick_connection()  # gives up within the tick's 60 s
         listed, valid = conn.versions(expired=True), conn.versions(expired=False)
         partitions = version_numbers(context.instance.get_dynamic_partitions(mat_version.name))
         update = plan_update(SeenVersions.from_cursor(context.cursor), listed, valid, partitions)

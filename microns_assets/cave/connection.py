@@ -13,8 +13,11 @@ import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 import requests
@@ -31,10 +34,16 @@ from microns_assets.cave.http import (
 
 if TYPE_CHECKING:
     from caveclient import CAVEclient
+    from caveclient.materializationengine import MaterializationClient
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 GLOBAL_SERVER = "https://global.daf-apis.com"
+#: Cap on the read part of a client-building attempt's deadline: its answers are small.
+CONNECT_READ_MAX_S = 30.0
+
 _TRANSIENT = (
     requests.ConnectionError,
     requests.Timeout,
@@ -85,6 +94,7 @@ class CaveConnection:
         self._client: CAVEclient | None = None
         self._lock = threading.Lock()
         self._versions: dict[bool, list[int]] = {}
+        self._materialize: MaterializationClient | None = None
 
     # --- plumbing ---------------------------------------------------------------------
     def _call(
@@ -148,20 +158,57 @@ class CaveConnection:
 
     @property
     def client(self) -> CAVEclient:
-        """The shared CAVEclient, built on first use.
+        """The shared CAVEclient, built on first use (its materialization client: `materialize`).
 
         Building it makes a few requests on caveclient's own sessions, before ours can be
-        hardened: a body cut mid-stream there is not retried by HTTP. Each stage is therefore
-        retried on its own, three times as often as a call, with short waits (at most 2 s).
+        hardened: they carry no timeout, and a body cut mid-stream there is not retried by
+        HTTP. Each stage therefore runs under a deadline (`_connect_deadline_s`) and is retried
+        on its own, three times as often as a call, with short waits. An attempt abandoned at
+        its deadline may still finish later in its thread; what it builds is never used (the
+        materialization client in use is the one `materialize` holds, not the attribute).
         """
         with self._lock:
             if self._client is None:
                 what = f"connecting to datastack {self.settings.datastack!r}"
                 retry = {"attempts": 3 * self.settings.call_attempts, "max_wait_s": 2.0}
-                client = self._call(what, self._build_client, **retry)
-                self._call(what, self._build_materialize, client, **retry)
+                client = self._call(what, self._within_deadline, self._build_client, **retry)
+                self._materialize = self._call(
+                    what, self._within_deadline, self._build_materialize, client, **retry
+                )
                 self._client = client
             return self._client
+
+    @property
+    def materialize(self) -> MaterializationClient:
+        """The client's hardened, API-v3 materialization client."""
+        _ = self.client
+        return self._materialize
+
+    @property
+    def _connect_deadline_s(self) -> float:
+        """How long one stage of building the client may take: a connect and a short read."""
+        http = self.settings.http
+        return http.connect_timeout_s + min(http.read_timeout_s, CONNECT_READ_MAX_S)
+
+    def _within_deadline(self, build: Callable[..., T], *args) -> T:
+        deadline = self._connect_deadline_s
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cave-connect")
+        try:
+            return pool.submit(build, *args).result(timeout=deadline)
+        except FutureTimeout:
+            raise requests.Timeout(
+                f"timed out: no complete answer within {deadline:.1f} s while building the client"
+            ) from None
+        finally:
+            pool.shutdown(wait=False)  # an abandoned attempt ends on its own, unused
+
+    def _build_materialize(self, client: CAVEclient) -> MaterializationClient:
+        client._materialize = None  # a failed attempt may have left a v2 client behind
+        mat = client.materialize
+        if mat.api_version != 3:
+            raise _ApiFallback("the materialization API version probe failed")
+        harden_session(mat.session, self.settings.http)
+        return mat
 
     def _build_client(self) -> CAVEclient:
         from caveclient import CAVEclient  # heavy import, kept off the definitions' load path
@@ -181,12 +228,6 @@ class CaveConnection:
             raise
         harden_session(client.info.session, s.http)
         return client
-
-    def _build_materialize(self, client: CAVEclient) -> None:
-        client._materialize = None  # a failed attempt may have left a v2 client behind
-        if client.materialize.api_version != 3:
-            raise _ApiFallback("the materialization API version probe failed")
-        harden_session(client.materialize.session, self.settings.http)
 
     def _unknown_datastack_message(self) -> str:
         s = self.settings
@@ -210,13 +251,13 @@ class CaveConnection:
     # --- catalogue --------------------------------------------------------------------
     def versions(self, expired: bool = False) -> list[int]:
         """Versions the server lists, ascending (expired ones too if `expired`)."""
-        mat = self.client.materialize
+        mat = self.materialize
         listed = self._call("listing versions", mat.get_versions, expired=expired)
         return sorted(int(v) for v in listed)
 
     def versions_metadata(self, expired: bool = True) -> list[dict]:
         """Metadata of every listed version (timestamps, expiry), ascending by version."""
-        mat = self.client.materialize
+        mat = self.materialize
         meta = self._call("listing version metadata", mat.get_versions_metadata, expired=expired)
         return sorted(meta, key=lambda m: int(m["version"]))
 
@@ -245,14 +286,14 @@ class CaveConnection:
 
     def version_metadata(self, version: int) -> dict:
         """The server's record of one version (`time_stamp`, `expires_on`, ...)."""
-        mat = self.client.materialize
+        mat = self.materialize
         return self._call(
             f"reading metadata of version {version}", mat.get_version_metadata, version=version
         )
 
     def tables(self, version: int) -> list[str]:
         """Tables published in `version`."""
-        mat = self.client.materialize
+        mat = self.materialize
         return sorted(
             self._call(f"listing tables of version {version}", mat.get_tables, version=version)
         )
@@ -270,7 +311,7 @@ class CaveConnection:
 
     def table_metadata(self, version: int, table: str) -> dict:
         """The server's metadata of a table in a version."""
-        mat = self.client.materialize
+        mat = self.materialize
         return self._call(
             f"reading metadata of table {table!r} (v{version})",
             mat.get_table_metadata,
@@ -301,7 +342,7 @@ class CaveConnection:
         (the join endpoint, used to merge a reference table, ignores `count` and sends rows),
         so the reference table is not merged: the count is of `table`'s own rows.
         """
-        mat = self.client.materialize
+        mat = self.materialize
         what = f"counting filtered rows of {table!r} (v{version})"
         frame = self._call(
             what,
@@ -346,7 +387,7 @@ class CaveConnection:
         A reference table comes joined with its target (caveclient's `merge_reference`),
         unless `merge_reference` is False.
         """
-        mat = self.client.materialize
+        mat = self.materialize
 
         def once() -> tuple[pd.DataFrame, str | None]:
             reset_row_cap_warning()

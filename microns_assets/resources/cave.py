@@ -7,6 +7,7 @@ Configuration and lifecycle only; the calls themselves live in `microns_assets.c
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -17,6 +18,14 @@ from microns_assets.config import ConfigError, RetrySettings
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
 
 EMBEDDED = "embedded"
+
+#: For a sensor tick, which Dagster stops after 60 s: one HTTP retry, short timeouts, one
+#: attempt per call (connecting still takes 3), so a dead or hanging server ends the tick within
+#: about 40 s with our message instead of Dagster's timeout. A version listing normally answers
+#: in well under a second.
+TICK_HTTP = HttpPolicy(
+    connect_timeout_s=3.0, read_timeout_s=6.0, retries=1, backoff_factor_s=0.5, backoff_max_s=1.0
+)
 
 
 class CaveResource(dg.ConfigurableResource):
@@ -91,6 +100,10 @@ class CaveResource(dg.ConfigurableResource):
         if self._connection is None:
             raise RuntimeError("CaveResource used outside of a run (setup_for_execution not run)")
         return self._connection
+
+    def tick_connection(self) -> CaveConnection:
+        """The connection with `TICK_HTTP` and a single attempt per call, for sensor ticks."""
+        return CaveConnection(replace(self.connection.settings, http=TICK_HTTP, call_attempts=1))
 
     @property
     def effective_server(self) -> str:

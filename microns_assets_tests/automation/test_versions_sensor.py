@@ -10,6 +10,7 @@ import pytest
 from upath import UPath
 
 from microns_assets.cave.errors import CaveUnavailableError, UnknownVersionError
+from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.resources import CaveResource
 from microns_assets_tests.automation.helpers import (
@@ -118,15 +119,24 @@ def test_an_unpublished_version_is_unknown_to_caveclient(emulator):
 
 
 def test_unreachable_cave_fails_the_tick_and_keeps_the_cursor(dagster_instance, tmp_path):
-    cave = CaveResource(
-        datastack="minnie65_synthetic",
-        server_address="http://127.0.0.1:9",  # nothing listens
-        http_retries=0,
-        call_attempts=1,
-    )
-    defs = location(cave, tmp_path)
+    cave = CaveResource(datastack="minnie65_synthetic", server_address="http://127.0.0.1:9")
+    defs = location(cave, tmp_path)  # nothing listens there
     with pytest.raises(CaveUnavailableError, match="Check the server address"):
         sensor_tick(defs, dagster_instance, '{"known": [117], "expired": []}')
+    assert dagster_instance.get_dynamic_partitions(VERSION_DIM) == []
+
+
+def test_a_failing_cave_fails_the_tick_well_within_its_60_s(emulator, dagster_instance, tmp_path):
+    """Runs retry a 503 for minutes (defaults: 6 HTTP retries, 4 attempts); a tick must not."""
+    emulator.server.faults = Faults(fail_rate=1.0)
+    cave = CaveResource(datastack=emulator.datastack, server_address=emulator.url)
+    defs = location(cave, tmp_path)
+    start = time.monotonic()
+    with pytest.raises(CaveUnavailableError, match="503"):
+        sensor_tick(defs, dagster_instance, None)
+    assert time.monotonic() - start < 30
+    # 3 attempts to connect, 2 requests each; the run policy would make 12 of 7 requests each
+    assert emulator.server.stats.faults <= 6
     assert dagster_instance.get_dynamic_partitions(VERSION_DIM) == []
 
 

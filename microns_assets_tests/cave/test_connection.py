@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -103,12 +104,36 @@ def test_server_down_is_unavailable_not_a_hang():
 
 
 def test_read_timeouts_are_retried_then_reported(emulator):
-    emulator.server.faults = Faults(latency_ms=800)
     policy = HttpPolicy(connect_timeout_s=2, read_timeout_s=0.3, retries=1, backoff_factor_s=0.01)
     conn = connect(emulator, http=policy, call_attempts=1, call_wait_max_s=0.1)
-    with pytest.raises(errors.CaveUnavailableError, match=r"(?i)timed out"):
+    _ = conn.client  # connected while the server is quick
+    emulator.server.stats.reset()
+    emulator.server.faults = Faults(latency_ms=800)
+    with pytest.raises(errors.CaveUnavailableError, match=r"(?i)listing versions.*timed out"):
         conn.versions()
     assert emulator.server.stats.requests >= 2  # the timed-out request was tried again
+
+
+def test_a_server_that_hangs_while_connecting_is_reported_not_waited_for(emulator):
+    """Requests caveclient makes while it is built carry no timeout: ours bounds each attempt."""
+    emulator.server.faults = Faults(latency_ms=4_000)  # every answer comes far too late
+    policy = HttpPolicy(connect_timeout_s=0.5, read_timeout_s=0.5, retries=0)
+    conn = connect(emulator, http=policy, call_attempts=1, call_wait_max_s=0.1)
+    start = time.perf_counter()
+    with pytest.raises(errors.CaveUnavailableError, match=r"within 1\.0 s while building"):
+        conn.versions()
+    assert time.perf_counter() - start < 3 * 1.0 + 2  # 3 attempts of 1 s, short waits
+    assert info_threads_done_within(emulator, seconds=10)
+
+
+def info_threads_done_within(emulator, seconds: float) -> bool:
+    """Abandoned attempts end on their own once the slow answers arrive (no stuck thread)."""
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        if not any(t.name.startswith("cave-connect") for t in threading.enumerate()):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_capped_result_is_reported_truncated(emulator):
