@@ -3,29 +3,42 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
+import pytest
 from upath import UPath
 
 import microns_assets
 from microns_assets.config import ROLES
 from microns_assets.storage import read_frame
 
+README = Path(__file__).resolve().parents[1] / "README.md"
 
-def test_demo_materializes_version_1300_into_a_persistent_instance(tmp_path, emulator_cache):
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, emulator_cache) -> tuple[Path, subprocess.CompletedProcess]:
+    """`microns-assets demo` run in a fresh folder, as in the README's first command."""
+    folder = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRONS_", "DAGSTER_"))}
     env["MICRONS_EMULATOR_CACHE"] = str(emulator_cache)
     out = subprocess.run(
         [sys.executable, "-m", "microns_assets.cli", "demo"],
-        cwd=tmp_path,
+        cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return folder, out
+
+
+def test_demo_materializes_version_1300_into_a_persistent_instance(demo):
+    tmp_path, out = demo
     data = UPath(tmp_path) / "data" / "minnie65_synthetic" / "v1300" / "cave_raw"
     for role in ROLES:
         assert str(data / f"{role}.parquet") in out.stdout
@@ -50,3 +63,31 @@ def test_demo_materializes_version_1300_into_a_persistent_instance(tmp_path, emu
         assert {r.tags["dagster/partition"].split("|")[0] for r in runs} == {"1300"}
         key = dg.AssetKey(["cave_raw", "nucleus"])
         assert instance.get_latest_materialization_event(key) is not None
+
+
+def notebook_blocks() -> list[str]:
+    """The Python code blocks of the README's Notebooks section."""
+    text = README.read_text()
+    section = text[text.index("\n## Notebooks") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_the_readme_notebook_code_runs_on_the_demo_output(demo, session_emulator, monkeypatch):
+    folder, _ = demo
+    monkeypatch.chdir(folder)  # the README's calls use the default data dir, ./data
+    monkeypatch.delenv("MICRONS_DATA_DIR", raising=False)
+    blocks = notebook_blocks()
+    assert len(blocks) >= 2
+    names: dict = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), names)  # as a user pastes them
+    by_type = names["by_type"]
+    units = names["units"]
+    truth = session_emulator.ground_truth(1300, "synapses_pni_2")
+    typed = units.drop_duplicates("pt_root_id").set_index("pt_root_id")["cell_type"]
+    pre = truth["pre_pt_root_id"].map(typed)
+    post = truth["post_pt_root_id"].map(typed)
+    for a, b in [("23P", "23P"), ("23P", "BC"), ("BC", "23P")]:
+        expected = int(((pre == a) & (post == b)).sum())
+        assert expected > 0 and by_type.loc[a, b] == expected, (a, b)
