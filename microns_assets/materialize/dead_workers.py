@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import dagster as dg
 
@@ -26,13 +27,18 @@ def worker_tag() -> str:
 
 
 def _process_exists(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie, killed but not yet reaped, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    try:  # Linux: the state field follows the parenthesized command name
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (or it just ended): trust the signal check
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _dead_worker(tag: str | None) -> int | None:

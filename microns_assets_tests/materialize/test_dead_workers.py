@@ -6,7 +6,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import dagster as dg
 
@@ -57,3 +59,21 @@ def test_only_started_runs_of_vanished_local_workers_are_failed(dagster_instance
     message = failure[0].event_log_entry.dagster_event.message
     assert str(dead) in message and "materialize" in message
     assert fail_runs_of_dead_workers(dagster_instance) == []  # done once
+
+
+def test_a_killed_worker_not_yet_reaped_counts_as_gone(dagster_instance):
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "Z" not in state_of(zombie.pid):
+        time.sleep(0.05)  # ended, and not waited for: a zombie until we reap it
+    assert state_of(zombie.pid) == "Z"
+    host = socket.gethostname()
+    run_id = add_run(dagster_instance, STARTED, {WORKER_TAG: f"{host}:{zombie.pid}"})
+    try:
+        assert fail_runs_of_dead_workers(dagster_instance) == [run_id]
+    finally:
+        zombie.wait()
+
+
+def state_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
