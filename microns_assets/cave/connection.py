@@ -14,8 +14,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -24,6 +22,7 @@ import requests
 import tenacity
 
 from microns_assets.cave import errors
+from microns_assets.cave.deadline import DeadlineExceeded, call_within
 from microns_assets.cave.http import (
     RETRY_STATUSES,
     HttpPolicy,
@@ -162,13 +161,16 @@ class CaveConnection:
 
         Building it makes a few requests on caveclient's own sessions, before ours can be
         hardened: they carry no timeout, and a body cut mid-stream there is not retried by
-        HTTP. Each stage therefore runs under a deadline (`_connect_deadline_s`) and is retried
-        on its own, three times as often as a call, with short waits. An attempt abandoned at
-        its deadline may still finish later in its thread; what it builds is never used (the
-        materialization client in use is the one `materialize` holds, not the attribute).
+        HTTP. Each stage therefore runs under a deadline (`_connect_deadline_s`, `call_within`)
+        and is retried on its own, three times as often as a call, with short waits. A stage
+        abandoned at its deadline may still finish later in its daemon thread: a client it
+        builds is discarded; a materialization client it builds is either discarded or, at
+        worst, taken by the next attempt, which verifies and hardens it like its own.
         """
         with self._lock:
             if self._client is None:
+                from caveclient import CAVEclient  # noqa: F401  # imported outside any deadline
+
                 what = f"connecting to datastack {self.settings.datastack!r}"
                 retry = {"attempts": 3 * self.settings.call_attempts, "max_wait_s": 2.0}
                 client = self._call(what, self._within_deadline, self._build_client, **retry)
@@ -192,15 +194,12 @@ class CaveConnection:
 
     def _within_deadline(self, build: Callable[..., T], *args) -> T:
         deadline = self._connect_deadline_s
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cave-connect")
         try:
-            return pool.submit(build, *args).result(timeout=deadline)
-        except FutureTimeout:
+            return call_within(deadline, build, *args)
+        except DeadlineExceeded:
             raise requests.Timeout(
                 f"timed out: no complete answer within {deadline:.1f} s while building the client"
             ) from None
-        finally:
-            pool.shutdown(wait=False)  # an abandoned attempt ends on its own, unused
 
     def _build_materialize(self, client: CAVEclient) -> MaterializationClient:
         client._materialize = None  # a failed attempt may have left a v2 client behind
