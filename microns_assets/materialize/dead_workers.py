@@ -2,67 +2,120 @@
 
 Runs execute in-process in `materialize`'s workers, outside any run launcher, so nothing in
 Dagster notices when such a process is killed: its run would show as "started" in the web UI
-forever. Each run is tagged with its worker's host and process id; the next `materialize` on
-the same instance marks the runs of workers that no longer exist on this host as failed.
+forever. Each run is tagged with the identity of the process executing it (host, pid, PID
+namespace and the process's start time); the next `materialize` on the same instance marks
+the unfinished runs whose process is certainly gone as failed. When in doubt (another host or
+PID namespace, no procfs), a run is left alone. Re-executions launched from the web UI copy
+their parent's tags, so runs with a parent run are never touched.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
-#: Tag on every run `materialize` starts: `<host>:<pid>` of the process executing it.
+#: Tag on every run `materialize` starts, so they are easy to find in the UI.
+DRIVER_TAG = "microns_assets/driver"
+DRIVER = "materialize"
+#: Tag on every run `materialize` starts: `WorkerId.tag()` of the process executing it.
 WORKER_TAG = "microns_assets/worker"
+_PARENT_RUN_TAG = "dagster/parent_run_id"
 
-#: Statuses of a run whose process is (or was) executing it.
-_LIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+#: Statuses of a run a worker has created and not finished.
+_UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
-def worker_tag() -> str:
-    """This process's `WORKER_TAG` value."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie, killed but not yet reaped, is not)."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """`/proc/<pid>/stat` from the state field on (fields 3...), None without procfs."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # Linux: the state field follows the parenthesized command name
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True  # no procfs (or it just ended): trust the signal check
-    return stat.rpartition(")")[2].split()[0] != "Z"
+        return None
+    return stat.rpartition(")")[2].split()  # the command name may hold spaces and ')'
 
 
-def _dead_worker(tag: str | None) -> int | None:
-    """The pid in `tag` if it names a process of this host that no longer exists."""
-    host, _, pid = (tag or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None  # another machine's worker, or not ours: leave it alone
-    return None if _process_exists(int(pid)) else int(pid)
+def _pid_namespace() -> str | None:
+    try:
+        return re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or None
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class WorkerId:
+    """Who executes a run: host, pid, and (on Linux) PID namespace and process start time."""
+
+    host: str
+    pid: int
+    started: str | None = None  # start time in clock ticks since boot (stat field 22)
+    namespace: str | None = None
+
+    @classmethod
+    def this_process(cls) -> WorkerId:
+        """The identity of the calling process."""
+        fields = _stat_fields("self")
+        started = fields[19] if fields and len(fields) > 19 else None
+        return cls(socket.gethostname(), os.getpid(), started, _pid_namespace())
+
+    def tag(self) -> str:
+        """`host:pid:started:namespace` (`-` for what is unknown)."""
+        return f"{self.host}:{self.pid}:{self.started or '-'}:{self.namespace or '-'}"
+
+    @classmethod
+    def from_tag(cls, tag: str | None) -> WorkerId | None:
+        """The identity in a tag, None if it is not one."""
+        parts = (tag or "").split(":")
+        if len(parts) != 4 or not parts[1].isdecimal():
+            return None
+        host, pid, started, namespace = parts
+        return cls(
+            host, int(pid), None if started == "-" else started, namespace.strip("-") or None
+        )
+
+    def is_gone(self) -> bool:
+        """True only when this process certainly no longer runs (a zombie counts as gone)."""
+        me = WorkerId.this_process()
+        if self.host != me.host or self.namespace != me.namespace:
+            return False  # another machine or container: its processes are not ours to see
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # exists, owned by someone else
+            pass
+        fields = _stat_fields(self.pid)
+        if fields is None:
+            return False  # no procfs: the pid exists, and that is all we know
+        if fields[0] == "Z":
+            return True  # killed, not yet reaped
+        return self.started is not None and fields[19] != self.started  # the pid was reused
 
 
 def fail_runs_of_dead_workers(instance: dg.DagsterInstance) -> list[str]:
-    """Mark started runs whose worker process is gone as failed; return their run ids."""
-    records = instance.get_run_records(dg.RunsFilter(statuses=_LIVE))  # few, if any
+    """Mark unfinished `materialize` runs whose worker process is gone as failed; their ids."""
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=_UNFINISHED, tags={DRIVER_TAG: DRIVER})
+    )
     failed = []
     for record in records:
         run = record.dagster_run
-        pid = _dead_worker(run.tags.get(WORKER_TAG))
-        if pid is None:
+        worker = WorkerId.from_tag(run.tags.get(WORKER_TAG))
+        if _PARENT_RUN_TAG in run.tags or worker is None or not worker.is_gone():
             continue
         instance.report_run_failed(
             run,
             message=(
-                f"The `microns-assets materialize` worker (process {pid}) executing this run "
-                "ended without finishing it (killed or out of memory). Marked failed by the "
+                f"The `microns-assets materialize` worker (process {worker.pid}) executing this "
+                "run ended without finishing it (killed or out of memory). Marked failed by the "
                 "next `materialize`, which redoes what this run did not complete."
             ),
         )

@@ -13,14 +13,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from microns_assets.materialize.dead_workers import WORKER_TAG, worker_tag
+from microns_assets.materialize.dead_workers import DRIVER, DRIVER_TAG, WORKER_TAG, WorkerId
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 
 #: The runs' console log level in a worker; the full event log is in the instance (web UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-#: Tag on every run `materialize` starts, so they are easy to find in the UI.
-DRIVER_TAG = "microns_assets/driver"
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ def run(request: RunRequest) -> RunOutcome:
             instance=_instance(),
             asset_selection=[dg.AssetKey.from_user_string(a) for a in request.assets],
             run_config={**QUIET, **request.run_config},
-            tags={DRIVER_TAG: "materialize", WORKER_TAG: worker_tag()},
+            tags={DRIVER_TAG: DRIVER, WORKER_TAG: WorkerId.this_process().tag()},
             raise_on_error=False,
         )
     except dg.DagsterError as err:  # the run could not start, e.g. invalid run config
