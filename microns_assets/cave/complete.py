@@ -196,7 +196,7 @@ def _own_rows(
         what=f"{table} (v{version}, unjoined)",
     ).frame
     targets = until_counted(
-        lambda: fetch_complete(conn, version, target, select_columns=["id"]),
+        lambda: fetch_complete(conn, version, target, select_columns=["id"], merge_reference=False),
         lambda r: len(r.frame),
         conn.count_rows(version, target),
         attempts=attempts,

@@ -86,8 +86,9 @@ def _fetch(
         query["orphans_dropped_by_join"] = len(count.orphan_ids)
         context.log.warning(
             f"{table} v{version}: {len(count.orphan_ids)} of {count.table_rows} annotations "
-            "reference a row their target table no longer has; the server's join drops them, "
-            f"as caveclient does (annotation ids {_sample(count.orphan_ids)})"
+            "have no target (their target_id is missing from the target table, or null); the "
+            f"server's join drops them, as caveclient does (annotation ids "
+            f"{_sample(count.orphan_ids)})"
         )
     frame.attrs["provenance"] = provenance(**facts, present=True, query=query)
     context.log.info(
