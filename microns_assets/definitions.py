@@ -8,7 +8,7 @@ from microns_assets.automation.versions_sensor import build_versions_sensor
 from microns_assets.jobs import ALL_JOBS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
-from microns_assets.settings import Settings
+from microns_assets.settings import Settings, poll_minutes_from_env
 from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
 
@@ -17,7 +17,7 @@ settings = Settings.from_env()
 defs = dg.Definitions(
     assets=[*raw_assets, units_and_layers, synapse_chunks, synapses],
     jobs=ALL_JOBS,
-    sensors=[build_versions_sensor(settings.poll_minutes), automation_sensor],
+    sensors=[build_versions_sensor(poll_minutes_from_env()), automation_sensor],
     schedules=[refresh_newest_version],
     resources={
         "cave": CaveResource(datastack=settings.datastack, server_address=settings.server),

@@ -43,7 +43,6 @@ class Settings:
     server: str
     datastack: str
     data_dir: str
-    poll_minutes: int = DEFAULT_POLL_MINUTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -55,16 +54,18 @@ class Settings:
             server=server.rstrip("/"),
             datastack=environ.get(ENV_DATASTACK) or default_ds,
             data_dir=data_dir,
-            poll_minutes=_poll_minutes(environ.get(ENV_POLL_MINUTES)),
         )
 
 
-def _poll_minutes(raw: str | None) -> int:
+def poll_minutes_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """`MICRONS_VERSIONS_POLL_MINUTES`, validated (read by the code location, not by `load`)."""
+    raw = environ.get(ENV_POLL_MINUTES)
     if not raw:
         return DEFAULT_POLL_MINUTES
-    if not raw.strip().isdigit() or int(raw) < 1:
+    text = raw.strip()
+    if not (text.isascii() and text.isdecimal()) or int(text) < 1:
         raise SettingsError(
             f"{ENV_POLL_MINUTES}={raw!r} is not a whole number of minutes of at least 1: set it "
             f"to e.g. 15, or unset it for the default of {DEFAULT_POLL_MINUTES}."
         )
-    return int(raw)
+    return int(text)

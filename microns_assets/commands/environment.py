@@ -19,6 +19,7 @@ from microns_assets.settings import (
     ENV_DATASTACK,
     ENV_SERVER,
     Settings,
+    poll_minutes_from_env,
 )
 
 DEFAULT_HOME = ".dagster_home"
@@ -65,6 +66,7 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
     if args.data_dir:
         environ[ENV_DATA_DIR] = str(_absolute(args.data_dir))
     settings = Settings.from_env(environ)
+    poll_minutes_from_env(environ)  # the code location reads it: fail here, saying why
     home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
