@@ -13,9 +13,11 @@ from microns_assets.automation.versions import (
     plan_update,
     version_numbers,
 )
+from microns_assets.cave.deadline import DeadlineExceeded, call_within
+from microns_assets.cave.errors import CaveUnavailableError
 from microns_assets.jobs import raw_tables_job
 from microns_assets.partitions import mat_version
-from microns_assets.resources.cave import CaveResource
+from microns_assets.resources.cave import TICK_BUDGET_S, CaveResource
 from microns_assets.settings import DEFAULT_POLL_MINUTES
 
 
@@ -34,6 +36,22 @@ def _skip_message(update: VersionUpdate, datastack: str, valid: list[int]) -> st
     )
 
 
+def _listing_within_budget(cave: CaveResource) -> tuple[list[int], list[int]]:
+    """(all versions, current versions), or `CaveUnavailableError` within `TICK_BUDGET_S`."""
+    conn = cave.tick_connection()
+    try:
+        return call_within(
+            TICK_BUDGET_S, lambda: (conn.versions(expired=True), conn.versions(expired=False))
+        )
+    except DeadlineExceeded as err:
+        raise CaveUnavailableError(
+            f"listing the versions of {conn.settings.datastack!r} at "
+            f"{conn.settings.server_address}: no answer within {TICK_BUDGET_S:g} s, the "
+            "tick's budget. Check the server address and your network; the next tick tries "
+            "again."
+        ) from err
+
+
 def build_versions_sensor(poll_minutes: int = DEFAULT_POLL_MINUTES) -> dg.SensorDefinition:
     """The version sensor, polling CAVE every `poll_minutes` minutes once started."""
 
@@ -47,11 +65,10 @@ def build_versions_sensor(poll_minutes: int = DEFAULT_POLL_MINUTES) -> dg.Sensor
         "in the cursor, never added; no partition is ever removed.",
     )
     def cave_versions(context: dg.SensorEvaluationContext, cave: CaveResource) -> dg.SensorResult:
-        conn = cave.tick_connection()  # gives up within the tick's 60 s
-        listed, valid = conn.versions(expired=True), conn.versions(expired=False)
+        listed, valid = _listing_within_budget(cave)
         partitions = version_numbers(context.instance.get_dynamic_partitions(mat_version.name))
         update = plan_update(SeenVersions.from_cursor(context.cursor), listed, valid, partitions)
-        datastack = conn.settings.datastack
+        datastack = cave.datastack
         if update.newly_expired:
             context.log.info(
                 f"{datastack}: expired, recorded and not added: {_listing(update.newly_expired)}"

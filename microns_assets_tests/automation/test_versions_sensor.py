@@ -6,9 +6,11 @@ import json
 import threading
 import time
 
+import dagster as dg
 import pytest
 from upath import UPath
 
+from microns_assets.cave.deadline import THREAD_PREFIX
 from microns_assets.cave.errors import CaveUnavailableError, UnknownVersionError
 from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
@@ -161,3 +163,48 @@ def test_embedded_emulator_lives_for_one_tick(
     while _emulator_threads() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _emulator_threads() == before  # stopped when the tick ended
+
+
+def test_the_tick_connection_never_loosens_the_resources_own_settings(emulator):
+    from microns_assets.resources.cave import TICK_HTTP
+
+    cave = CaveResource(
+        datastack=emulator.datastack,
+        server_address=emulator.url,
+        http_retries=0,
+        connect_timeout_s=1.0,
+        read_timeout_s=600.0,
+        call_attempts=5,
+    )
+    with dg.build_resources({"cave": cave}) as resources:
+        tick = resources.cave.tick_connection().settings
+    assert tick.http.retries == 0 and tick.http.connect_timeout_s == 1.0  # the user's, smaller
+    assert tick.http.read_timeout_s == TICK_HTTP.read_timeout_s  # the tick's, smaller
+    assert tick.call_attempts == 1 and tick.server_address == emulator.url
+
+
+def test_a_slow_cave_ends_the_tick_at_its_budget(emulator, dagster_instance, tmp_path, monkeypatch):
+    from microns_assets.automation import versions_sensor
+
+    monkeypatch.setattr(versions_sensor, "TICK_BUDGET_S", 0.5)  # instead of 45 s
+    emulator.server.faults = Faults(latency_ms=1_500)  # slow, never failing: no timeout fires
+    defs = location(
+        CaveResource(datastack=emulator.datastack, server_address=emulator.url), tmp_path
+    )
+    start = time.monotonic()
+    try:
+        with pytest.raises(
+            CaveUnavailableError, match=r"no answer within 0\.5 s, the tick's budget"
+        ):
+            sensor_tick(defs, dagster_instance, None)
+        assert time.monotonic() - start < 4  # less than the 3 answers building a client needs
+    finally:  # the abandoned listing goes on in the background: let it finish
+        deadline = time.monotonic() + 30
+        while _deadline_threads() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert not _deadline_threads()
+    assert dagster_instance.get_dynamic_partitions(VERSION_DIM) == []
+
+
+def _deadline_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
