@@ -61,9 +61,17 @@ def rerun_and_check(
     return out
 
 
-def started_runs(home) -> set[str]:
+UNFINISHED = {
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+}
+
+
+def unfinished_runs(home) -> set[str]:
+    """Runs created and not finished (a worker killed between creating and starting one too)."""
     runs = runs_by_job(home).values()
-    return {r.run_id for job in runs for r in job if r.status == dg.DagsterRunStatus.STARTED}
+    return {r.run_id for job in runs for r in job if r.status in UNFINISHED}
 
 
 def test_a_failure_midway_names_what_failed_and_a_rerun_finishes(
@@ -125,9 +133,9 @@ def test_a_killed_materialize_leaves_no_partial_chunk_and_resumes(
         assert read_frame(path).attrs["provenance"]["chunk"] == path.stem
     done = materialized_chunks(home)
     assert done <= {p.stem for p in files}
-    killed = started_runs(home)  # runs of the killed workers: nothing will ever end them
+    killed = unfinished_runs(home)  # runs of the killed workers: nothing will ever end them
     out = rerun_and_check(session_emulator, emulator_cache, home, data, done)
-    assert started_runs(home) == set()
+    assert unfinished_runs(home) == set()
     for job in runs_by_job(home).values():
         for run in job:
             assert (run.run_id in killed) == (run.status == dg.DagsterRunStatus.FAILURE), run
