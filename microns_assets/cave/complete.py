@@ -164,7 +164,7 @@ def fetch_verified(
     if len(result.frame) < count.expected:
         target = conn.table_metadata(version, table).get("reference_table") or None
         if target is not None:
-            own = _own_rows(conn, version, table, target, count.table_rows, attempts)
+            own = _own_rows(conn, version, table, target, count.table_rows, attempts, on_query)
             orphan = ~own["has_target"]
             count = ServerCount(count.table_rows, tuple(sorted(own.loc[orphan, "id"].tolist())))
             joinable = own.loc[~orphan, "id"]
@@ -183,12 +183,23 @@ def fetch_verified(
 
 
 def _own_rows(
-    conn: CaveConnection, version: int, table: str, target: str, rows: int, attempts: int
+    conn: CaveConnection,
+    version: int,
+    table: str,
+    target: str,
+    rows: int,
+    attempts: int,
+    on_query: Callable[[QueryResult], None] | None = None,
 ) -> pd.DataFrame:
     """`table`'s own `id`s, unjoined, and whether each one's `target_id` is an id of `target`."""
     own = until_counted(
         lambda: fetch_complete(
-            conn, version, table, select_columns=["id", "target_id"], merge_reference=False
+            conn,
+            version,
+            table,
+            select_columns=["id", "target_id"],
+            merge_reference=False,
+            on_query=on_query,
         ),
         lambda r: len(r.frame),
         rows,
