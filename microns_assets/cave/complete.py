@@ -21,6 +21,7 @@ annotations. Any other shortfall is lost rows.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -169,9 +170,7 @@ def fetch_verified(
             count = ServerCount(count.table_rows, tuple(sorted(own.loc[orphan, "id"].tolist())))
             joinable = own.loc[~orphan, "id"]
     if len(result.frame) != count.expected:
-        result = until_counted(
-            fetch, lambda r: len(r.frame), count.expected, attempts=max(1, attempts - 1), what=what
-        )
+        result = _counted(fetch, count.expected, max(1, attempts - 1), what)
     if joinable is not None and not _same_ids(result.frame["id"], joinable):
         raise RowsLostError(
             f"{what}: the joined rows are not exactly the {count.expected} annotations whose "
@@ -192,30 +191,31 @@ def _own_rows(
     on_query: Callable[[QueryResult], None] | None = None,
 ) -> pd.DataFrame:
     """`table`'s own `id`s, unjoined, and whether each one's `target_id` is an id of `target`."""
-    own = until_counted(
-        lambda: fetch_complete(
-            conn,
-            version,
-            table,
-            select_columns=["id", "target_id"],
-            merge_reference=False,
-            on_query=on_query,
-        ),
-        lambda r: len(r.frame),
+    unjoined = functools.partial(
+        fetch_complete, conn, version, merge_reference=False, on_query=on_query
+    )
+    own = _counted(
+        lambda: unjoined(table, select_columns=["id", "target_id"]),
         rows,
-        attempts=attempts,
-        what=f"{table} (v{version}, unjoined)",
+        attempts,
+        f"{table} (v{version}, unjoined)",
     ).frame
-    targets = until_counted(
-        lambda: fetch_complete(conn, version, target, select_columns=["id"], merge_reference=False),
-        lambda r: len(r.frame),
+    targets = _counted(
+        lambda: unjoined(target, select_columns=["id"]),
         conn.count_rows(version, target),
-        attempts=attempts,
-        what=f"{target} (v{version}, ids)",
+        attempts,
+        f"{target} (v{version}, ids)",
     ).frame
     return pd.DataFrame(
         {"id": own["id"].to_numpy(np.int64), "has_target": own["target_id"].isin(targets["id"])}
     )
+
+
+def _counted(
+    fetch: Callable[[], CompleteResult], expected: int, attempts: int, what: str
+) -> CompleteResult:
+    """`until_counted` for a complete result: fetched again until its rows equal `expected`."""
+    return until_counted(fetch, lambda r: len(r.frame), expected, attempts=attempts, what=what)
 
 
 def _same_ids(ids: pd.Series, expected: pd.Series) -> bool:

@@ -31,7 +31,14 @@ def test_orphans_are_dropped_named_and_the_rest_is_complete(orphan_emulator, tru
     joinable, orphans = truth
     assert len(orphans) == DELETED_NUCLEI  # one cell type annotation per deleted nucleus
     orphan_emulator.server.row_cap = 500  # far below the table: split, never truncated
-    result, count = fetch_verified(connect(orphan_emulator, row_cap=500), 1300, REF)
+    conn = connect(orphan_emulator, row_cap=500)
+    _ = conn.client
+    orphan_emulator.server.stats.reset()
+    reported = []
+    result, count = fetch_verified(conn, 1300, REF, on_query=reported.append)
+    # every row query the server saw was reported, the orphan downloads' included; the
+    # other two were the counts of the table and of its target
+    assert len(reported) == orphan_emulator.server.stats.queries - 2
     assert result.capped > 0
     ids = result.frame["id"].astype("int64")
     assert set(ids) == joinable and len(ids) == len(joinable)
