@@ -81,9 +81,12 @@ class WorkerId:
             host, int(pid), None if started == "-" else started, namespace.strip("-") or None
         )
 
-    def is_gone(self) -> bool:
-        """True only when this process certainly no longer runs (a zombie counts as gone)."""
-        me = WorkerId.this_process()
+    def is_gone(self, me: WorkerId | None = None) -> bool:
+        """True only when this process certainly no longer runs (a zombie counts as gone).
+
+        `me` is the caller's own identity (read from the system when not given).
+        """
+        me = me or WorkerId.this_process()
         if self.host != me.host or self.namespace != me.namespace:
             return False  # another machine or container: its processes are not ours to see
         try:
@@ -105,11 +108,12 @@ def fail_runs_of_dead_workers(instance: dg.DagsterInstance) -> list[str]:
     records = instance.get_run_records(
         dg.RunsFilter(statuses=_UNFINISHED, tags={DRIVER_TAG: DRIVER})
     )
+    me = WorkerId.this_process()
     failed = []
     for record in records:
         run = record.dagster_run
         worker = WorkerId.from_tag(run.tags.get(WORKER_TAG))
-        if _PARENT_RUN_TAG in run.tags or worker is None or not worker.is_gone():
+        if _PARENT_RUN_TAG in run.tags or worker is None or not worker.is_gone(me):
             continue
         instance.report_run_failed(
             run,
