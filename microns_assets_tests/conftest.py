@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import pytest
@@ -69,6 +70,16 @@ def dagster_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.Da
     home = tmp_path_factory.mktemp("dagster-home")
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         yield instance
+
+
+def wait_until(condition: Callable[[], object], seconds: float, interval: float = 0.05) -> bool:
+    """Poll `condition` until it holds or `seconds` pass; whether it held."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def connect(emu: Emulator, **overrides) -> CaveConnection:

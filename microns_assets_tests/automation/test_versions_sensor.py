@@ -23,7 +23,8 @@ from microns_assets_tests.automation.helpers import (
     sensor_context,
     sensor_tick,
 )
-from microns_assets_tests.conftest import connect, failure_messages
+from microns_assets_tests.conftest import connect, failure_messages, wait_until
+from microns_assets_tests.webui.expected import ROLES  # written out from the README
 
 # The synthetic datastack mirrors minnie65_public: these are current, those expired.
 CURRENT = ["117", "943", "1300", "1507", "1621", "1718"]
@@ -69,18 +70,7 @@ def test_a_newly_published_version_is_added_and_downloaded(
     result = run_request(defs, dagster_instance, request)
     assert result.success
     raw = UPath(tmp_path) / emulator.datastack / "v1718" / "cave_raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(
-        f"{r}.parquet"
-        for r in (
-            "nucleus",
-            "cell_types",
-            "cell_type_corrections",
-            "proofreading",
-            "brain_areas",
-            "coregistration",
-            "functional_properties",
-        )
-    )
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f"{r}.parquet" for r in ROLES)
     assert sensor_tick(defs, dagster_instance, new.cursor).run_requests == []
 
 
@@ -159,9 +149,7 @@ def test_embedded_emulator_lives_for_one_tick(
         data = sensor.evaluate_tick(context)
         assert _emulator_threads() == before + 1  # started for this tick
     assert added_keys(data) == CURRENT
-    deadline = time.monotonic() + 5
-    while _emulator_threads() > before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: _emulator_threads() <= before, seconds=5)
     assert _emulator_threads() == before  # stopped when the tick ended
 
 
@@ -199,9 +187,7 @@ def test_a_slow_cave_ends_the_tick_at_its_budget(emulator, dagster_instance, tmp
             sensor_tick(defs, dagster_instance, None)
         assert time.monotonic() - start < 4  # less than the 3 answers building a client needs
     finally:  # the abandoned listing goes on in the background: let it finish
-        deadline = time.monotonic() + 30
-        while _deadline_threads() and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: not _deadline_threads(), seconds=30, interval=0.2)
     assert not _deadline_threads()
     assert dagster_instance.get_dynamic_partitions(VERSION_DIM) == []
 

@@ -11,7 +11,7 @@ import pytest
 
 from microns_assets.cave import CaveConnection, CaveSettings, HttpPolicy, errors, fetch_complete
 from microns_assets.emulator import Faults
-from microns_assets_tests.conftest import connect
+from microns_assets_tests.conftest import connect, wait_until
 
 NUC = "nucleus_detection_v0"
 CT = "aibs_metamodel_celltypes_v661"
@@ -149,9 +149,7 @@ def test_a_server_that_hangs_while_connecting_is_reported_not_waited_for(emulato
         assert ended - float(printed) < 6
         assert out.returncode == 0
     finally:  # let the slow answers drain, so no request is in flight for the next test
-        deadline = time.perf_counter() + 30
-        while emulator.server.stats.in_flight and time.perf_counter() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: not emulator.server.stats.in_flight, seconds=30, interval=0.2)
 
 
 def test_capped_result_is_reported_truncated(emulator):

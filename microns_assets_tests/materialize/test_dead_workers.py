@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from microns_assets.materialize.dead_workers import (
     WorkerId,
     fail_runs_of_dead_workers,
 )
+from microns_assets_tests.conftest import wait_until
 
 STARTED = dg.DagsterRunStatus.STARTED
 
@@ -93,9 +93,8 @@ def test_only_unfinished_runs_of_certainly_dead_local_workers_are_failed(dagster
 
 def test_a_killed_worker_not_yet_reaped_counts_as_gone(dagster_instance):
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and state_of(zombie.pid) != "Z":
-        time.sleep(0.05)  # ended, and not waited for: a zombie until we reap it
+    # ended, and not waited for: a zombie until we reap it
+    wait_until(lambda: state_of(zombie.pid) == "Z", seconds=10)
     assert state_of(zombie.pid) == "Z"
     worker = replace(WorkerId.this_process(), pid=zombie.pid, started=None)
     run_id = add_run(dagster_instance, STARTED, tags(worker))
