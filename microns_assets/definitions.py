@@ -8,17 +8,20 @@ from microns_assets.automation.versions_sensor import build_versions_sensor
 from microns_assets.jobs import ALL_JOBS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
-from microns_assets.settings import Settings, poll_minutes_from_env
+from microns_assets.settings import Settings, executor_from_env, poll_minutes_from_env
 from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
 
 settings = Settings.from_env()
+#: Steps are I/O-bound: in one process by default (`MICRONS_EXECUTOR`, see `settings.py`).
+executors = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 defs = dg.Definitions(
     assets=[*raw_assets, units_and_layers, synapse_chunks, synapses],
     jobs=ALL_JOBS,
     sensors=[build_versions_sensor(poll_minutes_from_env()), automation_sensor],
     schedules=[refresh_newest_version],
+    executor=executors[executor_from_env()],
     resources={
         "cave": CaveResource(datastack=settings.datastack, server_address=settings.server),
         "io_manager": ParquetIOManager(data_dir=settings.data_dir, datastack=settings.datastack),

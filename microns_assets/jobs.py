@@ -1,7 +1,9 @@
 """Asset jobs, one per partition group: Dagster runs one partitions definition per run.
 
-`cave_raw_tables` and `raw_tables_and_units` run per version; `synapse_chunk_download` per
-version x chunk; `synapses_rollup` per version. `microns_assets.materialize` drives them in order.
+`cave_raw_tables` and `raw_tables_and_units` run per version; `synapse_chunk_download` over a
+range of version x chunk partitions (a whole version's chunks in one run); `synapses_rollup` per
+version. A backfill (the UI's "Materialize all") and `microns-assets materialize` make the same
+runs.
 """
 
 import dagster as dg
@@ -25,7 +27,8 @@ units_job = dg.define_asset_job(
 chunks_job = dg.define_asset_job(
     "synapse_chunk_download",
     selection=dg.AssetSelection.assets(synapse_chunks),
-    description="Download one synapse chunk of one version (partition: version x chunk).",
+    description="Download the synapse chunks of a partition range (version x chunk), e.g. "
+    "all 32 chunks of a version in one run.",
 )
 
 rollup_job = dg.define_asset_job(

@@ -8,6 +8,8 @@
 - `CAVE_TOKEN`: CAVE API token, read by the resource at run time and never logged.
 - `MICRONS_VERSIONS_POLL_MINUTES`: how often the `cave_versions` sensor polls CAVE, in whole
   minutes. Default 60.
+- `MICRONS_EXECUTOR`: how a run executes its steps: `in_process` (default; the steps are
+  I/O-bound and share one CAVE connection) or `multiprocess` (a process per step).
 
 Plain Python: read once when the definitions are built; reading them does no I/O.
 """
@@ -27,6 +29,8 @@ ENV_DATASTACK = "MICRONS_DATASTACK"
 ENV_DATA_DIR = "MICRONS_DATA_DIR"
 ENV_TOKEN = "CAVE_TOKEN"
 ENV_POLL_MINUTES = "MICRONS_VERSIONS_POLL_MINUTES"
+ENV_EXECUTOR = "MICRONS_EXECUTOR"
+EXECUTORS = ("in_process", "multiprocess")
 DEFAULT_POLL_MINUTES = 60
 EMBEDDED = "embedded"
 PUBLIC_DATASTACK = "minnie65_public"
@@ -69,3 +73,14 @@ def poll_minutes_from_env(environ: Mapping[str, str] = os.environ) -> int:
             f"to e.g. 15, or unset it for the default of {DEFAULT_POLL_MINUTES}."
         )
     return int(text)
+
+
+def executor_from_env(environ: Mapping[str, str] = os.environ) -> str:
+    """`MICRONS_EXECUTOR`, validated (read by the code location and the commands)."""
+    name = (environ.get(ENV_EXECUTOR) or EXECUTORS[0]).strip()
+    if name not in EXECUTORS:
+        raise SettingsError(
+            f"{ENV_EXECUTOR}={name!r} is not an executor: set it to one of {list(EXECUTORS)}, "
+            f"or unset it for the default, {EXECUTORS[0]}."
+        )
+    return name

@@ -26,6 +26,7 @@ from microns_assets.cave.deadline import DeadlineExceeded, call_within
 from microns_assets.cave.http import (
     RETRY_STATUSES,
     HttpPolicy,
+    InFlight,
     harden_session,
     reset_row_cap_warning,
     row_cap_warning,
@@ -73,6 +74,8 @@ class CaveSettings:
     call_attempts: int = 4
     call_wait_max_s: float = 30.0
     row_cap: int = 200_000
+    #: Requests this connection has in flight at once, at most (all threads together).
+    max_in_flight: int = 4
 
 
 @dataclass
@@ -94,6 +97,7 @@ class CaveConnection:
         self._lock = threading.Lock()
         self._versions: dict[bool, list[int]] = {}
         self._materialize: MaterializationClient | None = None
+        self.in_flight = InFlight(settings.max_in_flight)
 
     # --- plumbing ---------------------------------------------------------------------
     def _call(
@@ -206,7 +210,7 @@ class CaveConnection:
         mat = client.materialize
         if mat.api_version != 3:
             raise _ApiFallback("the materialization API version probe failed")
-        harden_session(mat.session, self.settings.http)
+        harden_session(mat.session, self.settings.http, self.in_flight)
         return mat
 
     def _build_client(self) -> CAVEclient:
@@ -225,7 +229,7 @@ class CaveConnection:
             if err.response is not None and err.response.status_code == 404:
                 raise errors.UnknownDatastackError(self._unknown_datastack_message()) from err
             raise
-        harden_session(client.info.session, s.http)
+        harden_session(client.info.session, s.http, self.in_flight)
         return client
 
     def _unknown_datastack_message(self) -> str:

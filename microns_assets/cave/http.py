@@ -1,10 +1,10 @@
 """HTTP behaviour of our CAVE sessions: timeouts, urllib3 retries, and row-cap warning capture.
 
 caveclient builds a `requests.Session` per service with no timeout and a narrow retry policy
-(502/503/504, 3 tries, 0.1 s backoff). `harden_session` mounts an adapter with our timeouts and
-retry policy (bodies cut mid-stream included), and a response hook that records the server's
-row-cap `Warning` header per thread (caveclient only logs it), so a capped result is detected
-rather than silently stored.
+(502/503/504, 3 tries, 0.1 s backoff). `harden_session` mounts an adapter with our timeouts,
+retry policy (bodies cut mid-stream included) and bound on requests in flight, and a response
+hook that records the server's row-cap `Warning` header per thread (caveclient only logs it), so
+a capped result is detected rather than silently stored.
 """
 
 from __future__ import annotations
@@ -49,14 +49,37 @@ class HttpPolicy:
         )
 
 
+class InFlight:
+    """A bound on the requests in flight, shared by every session of one connection."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"requests in flight must be at least 1, not {limit}")
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def __enter__(self) -> None:
+        self._slots.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._slots.release()
+
+
 class _HardenedAdapter(HTTPAdapter):
     """Default timeouts, and retries of bodies cut mid-stream (urllib3 retries end at headers)."""
 
-    def __init__(self, policy: HttpPolicy, **kwargs) -> None:
+    def __init__(self, policy: HttpPolicy, gate: InFlight | None = None, **kwargs) -> None:
         self._policy = policy
+        self._gate = gate
         super().__init__(max_retries=policy.retry(), **kwargs)
 
     def send(self, request, **kwargs):
+        if self._gate is None:
+            return self._send(request, **kwargs)
+        with self._gate:  # one slot from the request's first byte to its body's last
+            return self._send(request, **kwargs)
+
+    def _send(self, request, **kwargs):
         p = self._policy
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (p.connect_timeout_s, p.read_timeout_s)
@@ -102,12 +125,23 @@ def row_cap_warning() -> str | None:
     return getattr(_warnings, "row_cap", None)
 
 
-def harden_session(session: requests.Session, policy: HttpPolicy, pool_size: int = 16) -> None:
-    """Give a caveclient service session our timeouts, retries and warning hook."""
+def harden_session(
+    session: requests.Session,
+    policy: HttpPolicy,
+    gate: InFlight | None = None,
+    pool_size: int = 16,
+) -> None:
+    """Give a caveclient service session our timeouts, retries and warning hook.
+
+    `gate`, shared by every session of a connection, bounds its requests in flight: a request
+    holds a slot from sending to the end of its body (retries included), so the server never
+    sees more requests at once from this connection than the gate allows.
+    """
     adapter = _HardenedAdapter(
         policy,
-        pool_connections=pool_size,
-        pool_maxsize=pool_size,
+        gate,
+        pool_connections=max(pool_size, gate.limit if gate else 0),
+        pool_maxsize=max(pool_size, gate.limit if gate else 0),
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -1,20 +1,23 @@
 """Synapses between chosen pre and post cells, downloaded without losing or duplicating a row.
 
 Post cells go in sub-batches (the seed's `neurs_per_steps`, default 500) as a `filter_in` on
-`post_pt_root_id`. The pre side is sent as a filter too, unless it is "every unit" or too long
-to send, in which case rows are filtered locally. A capped answer is never kept: the batch is
-halved and each half queried again; a single post cell still over the cap is split by synapse
-`id` ranges (`complete.fetch_complete`). The pieces are disjoint sets of post cells or of ids,
-so no row can be lost or counted twice. With `verify_counts`, the server also counts each
-sub-batch's rows (one uncapped count query per sub-batch, same filters); a sub-batch whose rows
-differ from its count is downloaded again, and one that never matches raises `RowsLostError`,
-so a silently lossy answer is never returned. No Dagster imports.
+`post_pt_root_id`; `download_chunks` downloads the sub-batches of many chunks on a few threads over
+one connection and hands each chunk over as soon as it is complete. The pre side is sent as a
+filter too, unless it is "every unit" or too long to send, in which case rows are filtered locally.
+A capped answer is never kept: the batch is halved and each half queried again; a single post cell
+still over the cap is split by synapse `id` ranges (`complete.fetch_complete`). The pieces are
+disjoint sets of post cells or of ids, so no row can be lost or counted twice. With
+`verify_counts`, the server also counts each sub-batch's rows (one uncapped count query per sub-
+batch, same filters); a sub-batch whose rows differ from its count is downloaded again, and one
+that never matches raises `RowsLostError`, so a silently lossy answer is never returned. No Dagster
+imports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -48,6 +51,17 @@ class DownloadStats:
     server_rows: int | None = None
     count_queries: int = 0
     recounted: int = 0
+
+    @classmethod
+    def total(cls, parts: list[DownloadStats], verified: bool) -> DownloadStats:
+        """The sum of several downloads' figures (`server_rows` None when not verified)."""
+        out = cls(server_rows=0 if verified else None)
+        for part in parts:
+            for f in fields(cls):
+                mine, theirs = getattr(out, f.name), getattr(part, f.name)
+                if mine is not None and theirs is not None:
+                    setattr(out, f.name, mine + theirs)
+        return out
 
     def count(self, result: QueryResult) -> None:
         """Record one query."""
@@ -138,30 +152,92 @@ def download_synapses(
     batch_size: int = 500,
     verify_counts: bool = True,
     attempts: int = 3,
-    on_batch: Callable[[DownloadStats], None] | None = None,
 ) -> tuple[pd.DataFrame, DownloadStats]:
     """All synapses onto `post_roots` from `pre_roots` (None: from anything), one row each.
 
-    `send_pre=False` (for a pre side that is every unit) filters pre cells locally instead of
-    sending the list. Returns the raw rows (`id`, roots, `size`, and centre positions in voxels
-    when `individual`) and what it took. `verify_counts` asks the server to count each
-    sub-batch's rows too; a sub-batch is tried up to `attempts` times to match its count.
+    One chunk of `download_chunks`, its sub-batches one at a time; see there.
     """
-    stats = DownloadStats(server_rows=0 if verify_counts else None)
-    post_roots = np.unique(np.asarray(post_roots, dtype=np.int64))
+    chunks = download_chunks(
+        conn, version, table, {"all": post_roots}, pre_roots, individual=individual,
+        send_pre=send_pre, batch_size=batch_size, verify_counts=verify_counts,
+        attempts=attempts, workers=1,
+    )  # fmt: skip
+    _, frame, stats = next(chunks)
+    return frame, stats
+
+
+def download_chunks(
+    conn: CaveConnection,
+    version: int,
+    table: str,
+    chunks: Mapping[str, np.ndarray],
+    pre_roots: np.ndarray | None,
+    *,
+    individual: bool,
+    send_pre: bool = True,
+    batch_size: int = 500,
+    verify_counts: bool = True,
+    attempts: int = 3,
+    workers: int = 4,
+) -> Iterator[tuple[str, pd.DataFrame, DownloadStats]]:
+    """Each chunk's synapses (onto its post roots, from `pre_roots`), as soon as it is complete.
+
+    Every chunk's post cells are cut into sub-batches of `batch_size`; `workers` threads
+    download the sub-batches of all chunks, in chunk order, over the one connection (whose own
+    bound on requests in flight holds across them). A chunk is yielded, as `(key, rows,
+    stats)`, once all its sub-batches are in, so chunks finish roughly in order and only a few
+    are held in memory at once. `send_pre=False` (for a pre side that is every unit) filters
+    pre cells locally instead of sending the list. Rows: `id`, roots, `size`, and centre
+    positions in voxels when `individual`. `verify_counts` asks the server to count each
+    sub-batch's rows too; a sub-batch is tried up to `attempts` times to match its count. The
+    first error stops the download (pending sub-batches are cancelled) and is raised.
+    """
     sendable = pre_roots is not None and send_pre and len(pre_roots) <= MAX_PRE_FILTER
     pre_send = np.asarray(pre_roots, dtype=np.int64) if sendable else None
     columns = INDIVIDUAL_COLUMNS if individual else AGGREGATE_COLUMNS
-    batches = [post_roots[i : i + batch_size] for i in range(0, post_roots.size, batch_size)]
-    stats.batches = len(batches)
-    pieces: list[pd.DataFrame] = []
-    for batch in batches:
-        pieces += _verified_batch(conn, version, table, batch, pre_send, columns, stats, attempts)
-        stats.batches_done += 1
-        if on_batch is not None:
-            on_batch(stats)
+
+    def one(batch: np.ndarray) -> tuple[list[pd.DataFrame], DownloadStats]:
+        stats = DownloadStats(server_rows=0 if verify_counts else None, batches=1)
+        pieces = _verified_batch(conn, version, table, batch, pre_send, columns, stats, attempts)
+        stats.batches_done = 1
+        return pieces, stats
+
+    plan: dict[str, list[np.ndarray]] = {}
+    for key, roots in chunks.items():
+        post = np.unique(np.asarray(roots, dtype=np.int64))
+        plan[key] = [post[i : i + batch_size] for i in range(0, post.size, batch_size)]
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cave-synapses")
+    try:
+        futures = {key: [pool.submit(one, b) for b in batches] for key, batches in plan.items()}
+        owner = {f: key for key, fs in futures.items() for f in fs}
+        left = {key: len(fs) for key, fs in futures.items()}
+        for key in [k for k, n in left.items() if n == 0]:
+            yield key, _empty(individual), DownloadStats(server_rows=0 if verify_counts else None)
+        for future in as_completed(owner):
+            key = owner[future]
+            future.result()  # raise the first error
+            left[key] -= 1
+            if left[key]:
+                continue
+            done = [f.result() for f in futures.pop(key)]
+            stats = DownloadStats.total([s for _, s in done], verify_counts)
+            pieces = [p for found, _ in done for p in found]
+            yield key, _assemble(pieces, pre_roots, pre_send, individual, table, version), stats
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _assemble(
+    pieces: list[pd.DataFrame],
+    pre_roots: np.ndarray | None,
+    pre_send: np.ndarray | None,
+    individual: bool,
+    table: str,
+    version: int,
+) -> pd.DataFrame:
+    """One chunk's rows from its pieces: pre cells filtered locally if not sent; ids unique."""
     if not pieces:
-        return _empty(individual), stats
+        return _empty(individual)
     keep = [c for c in pieces[0].columns if not c.endswith("_supervoxel_id")]
     frame = pd.concat([p[keep] for p in pieces], ignore_index=True)
     if pre_roots is not None and pre_send is None:
@@ -171,7 +247,7 @@ def download_synapses(
         raise IncompleteResultError(
             f"{table} (v{version}): {duplicated} synapse ids arrived twice; refusing to store"
         )
-    return frame.reset_index(drop=True), stats
+    return frame.reset_index(drop=True)
 
 
 def _empty(individual: bool) -> pd.DataFrame:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -47,53 +50,77 @@ def _check_version(settings: Settings, version: int) -> str | None:
 
 
 def _print_summary(instance, version: int, out) -> None:
-    from microns_assets.materialize.plan import Planner
+    from microns_assets.materialize.summary import version_summary
 
-    rows = Planner(instance, str(version)).summary()
+    rows = version_summary(instance, str(version))
     width = max((len(a) for a in rows), default=10)
     for asset, (count, path, parts) in rows.items():
         chunks = f" in {parts} chunks" if parts > 1 else ""
         print(f"  {asset:<{width}}  {count:>9,} rows{chunks}  {path}", file=out)
 
 
+def _validate(version: int, run_config: dict, defs) -> str | None:
+    """A message if the run config or the versions file would fail the runs, else None."""
+    from microns_assets.materialize.validate import (
+        InvalidInput,
+        check_run_config,
+        check_versions_file,
+    )
+
+    try:
+        check_versions_file(version)
+        check_run_config(run_config, defs.resolve_implicit_global_asset_job_def())
+    except InvalidInput as err:
+        return str(err)
+    return None
+
+
+def _with_force(run_config: dict) -> dict:
+    """`run_config` with the chunk step's `force: true` (every chunk downloaded again)."""
+    ops = dict(run_config.get("ops") or {})
+    chunks = dict(ops.get("synapse_chunks") or {})
+    chunks["config"] = {**(chunks.get("config") or {}), "force": True}
+    return {**run_config, "ops": {**ops, "synapse_chunks": chunks}}
+
+
 def materialize(args: argparse.Namespace, *, demo: bool = False) -> int:
     """Run `materialize` for the parsed arguments; returns the exit status."""
     settings, home = resolve(args)
     run_config = _run_config(args.config)
+    if args.force:
+        run_config = _with_force(run_config)
     out = sys.stdout
-    problem = _check_version(settings, args.version)
+    from microns_assets.definitions import defs  # after `resolve` exported the settings
+
+    problem = _validate(args.version, run_config, defs) or _check_version(settings, args.version)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
 
     import dagster as dg
 
-    from microns_assets.materialize import materialize_version
-
     where = "the embedded emulator" if settings.server == EMBEDDED else settings.server
     print(f"Materializing version {args.version} of {settings.datastack} from {where}", file=out)
     print(f"Dagster instance: {home}\nData:             {settings.data_dir}", file=out, flush=True)
     with dg.DagsterInstance.get() as instance:
         try:
-            report = materialize_version(
-                args.version,
-                instance=instance,
-                settings=settings,
-                jobs=args.jobs,
-                force=args.force,
-                run_config=run_config,
-            )
+            with _sigterm_as_interrupt():
+                report = _run(args, instance, defs, run_config, out)
         except KeyboardInterrupt:
             print("\nInterrupted. Run the same command again: only what is missing runs.", file=out)
             return 130
-        for what in report.skipped:
-            print(f"  up to date, skipped: {what}", file=out)
+        if report is None:
+            return 2
         print(f"\nResults of version {args.version}:", file=out)
         _print_summary(instance, args.version, out)
     for failure in report.failures:
         print(f"FAILED {failure.step} (partition {failure.partition}): {failure.message}", file=out)
+    reused = sum(s == "reused" for s in report.chunks.values())
+    counts = f"{len(report.run_ids)} runs"
+    if report.chunks:
+        counts += f"; chunks: {len(report.chunks) - reused} downloaded, {reused} reused"
     status = "Done" if report.success else "Failed"
-    print(f"\n{status} in {report.seconds:.1f} s ({len(report.outcomes)} runs).", file=out)
+    print(f"\n{status} in {report.seconds:.1f} s ({counts}).", file=out)
     if not report.success:
         print(
             "Fix the cause, then run the same command again: only what is missing runs.", file=out
@@ -101,6 +128,39 @@ def materialize(args: argparse.Namespace, *, demo: bool = False) -> int:
     if demo or report.success:
         _print_ui_hint(settings, home, args.version, out)
     return 0 if report.success else 1
+
+
+def _run(args: argparse.Namespace, instance, defs, run_config: dict, out):
+    """The report of the version's runs, in process or through the daemon (`--submit`)."""
+    if getattr(args, "submit", False):
+        from microns_assets.materialize.submit import NoDaemonError, submit_version
+
+        try:
+            return submit_version(
+                args.version, instance=instance, defs=defs, run_config=run_config, out=out
+            )
+        except NoDaemonError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return None
+    from microns_assets.materialize import materialize_version
+
+    return materialize_version(
+        args.version, instance=instance, defs=defs, run_config=run_config, out=out
+    )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the command like Ctrl-C: Dagster records the run as failed, not running."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_ui_hint(settings: Settings, home: Path, version: int, out) -> None:
@@ -121,5 +181,5 @@ def demo(args: argparse.Namespace) -> int:
     """`materialize` of the demo version on the embedded emulator."""
     os.environ.pop("MICRONS_DATASTACK", None)
     args.server, args.datastack, args.version = EMBEDDED, None, DEMO_VERSION
-    args.force, args.config = False, None
+    args.force, args.config, args.submit = False, None, False
     return materialize(args, demo=True)

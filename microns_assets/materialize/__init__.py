@@ -1,8 +1,9 @@
 """The whole asset graph of one version from the command line (`microns-assets materialize`).
 
-`plan` reads the instance to find what is not current, `worker` runs single Dagster runs in
-worker processes, `dead_workers` marks the runs of killed workers failed, `driver` puts the
-stages in order. Imported by the CLI only, never by assets.
+`stages` asks Dagster which runs a backfill of the version makes; `driver` executes them in
+this process; `submit` hands the same backfill to the instance's daemon instead; `follow`
+reads runs' event logs for the progress bar and failures; `validate` checks the input before
+any run; `dead_workers` fails the runs of a killed `materialize`. Imported by the CLI only.
 """
 
 from microns_assets.materialize.driver import Report, materialize_version

@@ -50,6 +50,15 @@ class Side:
         """True when the side is every unit (no filter, no sample, no explicit ids)."""
         return all(getattr(self, f.name) is None for f in fields(self) if f.name != "sample_seed")
 
+    def validate(self) -> None:
+        """Raise `SelectionError` naming any unknown value (needs no units table)."""
+        _check("layer", self.layer, vocab.CORTICAL_LAYERS)
+        _check("brain_area", self.brain_area, vocab.BRAIN_AREAS)
+        _check("classification_system", self.classification_system, vocab.CLASSIFICATION_SYSTEMS)
+        _check("cell_type", self.cell_type, vocab.CELL_TYPES)
+        _check("proofread", self.proofread, tuple(PROOFREAD))
+        _check("tuning", (self.tuning,) if self.tuning else None, TUNING)
+
     def describe(self) -> dict:
         """The filters that are set, for provenance."""
         return {
@@ -68,12 +77,7 @@ def _check(name: str, given: tuple[str, ...] | None, allowed: tuple[str, ...]) -
 
 def select_roots(units: pd.DataFrame, side: Side, label: str = "selection") -> np.ndarray:
     """Sorted unique root ids of the units the side selects."""
-    _check("layer", side.layer, vocab.CORTICAL_LAYERS)
-    _check("brain_area", side.brain_area, vocab.BRAIN_AREAS)
-    _check("classification_system", side.classification_system, vocab.CLASSIFICATION_SYSTEMS)
-    _check("cell_type", side.cell_type, vocab.CELL_TYPES)
-    _check("proofread", side.proofread, tuple(PROOFREAD))
-    _check("tuning", (side.tuning,) if side.tuning else None, TUNING)
+    side.validate()
 
     keep = pd.Series(True, index=units.index)
     for column in ("layer", "brain_area", "classification_system", "cell_type"):

@@ -1,10 +1,15 @@
 """One asset per role: the role's CAVE table for a materialization version, complete and typed.
 
-The CAVE table behind a role comes from `versions.yaml`; rows come through `CaveResource` with
+All roles are one multi-asset (`download_raw_tables`, subsettable): a run downloads the selected
+roles of a version concurrently over one CAVE connection. The CAVE table behind a role comes
+from `versions.yaml`; rows come through `CaveResource` with
 `fetch_verified`: a result the server capped is split and re-queried, and the rows must equal
 the server's own count of the table (less the orphan annotations of a reference table, whose
 target no longer exists and which the server's join drops), or nothing is stored.
 """
+
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
@@ -32,14 +37,21 @@ DESCRIPTIONS = {
 }
 
 
-def _fetch(
-    context: dg.AssetExecutionContext, cave: CaveResource, role: str, cfg: VersionConfig
-) -> tuple[pd.DataFrame, str | None, ServerCount | None]:
-    """The role's table, its CAVE table name (None: absent), and the server's count of it."""
+@dataclass
+class _Fetched:
+    """One role's table, its CAVE table (None: absent), the server's count, what to report."""
+
+    frame: pd.DataFrame
+    table: str | None
+    count: ServerCount | None
+    metadata: dict
+    log: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
+
+
+def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str) -> _Fetched:
+    """Download one role's table of a version, verified (runs on a worker thread)."""
     version = cfg.version
     conn = cave.connection
-    conn.check_version(version)
-    stamp = conn.version_metadata(version)["time_stamp"].isoformat()
     table = cfg.table_for(role)
     note = None
     if table is not None and cfg.inherited_from is not None and table not in conn.tables(version):
@@ -57,60 +69,51 @@ def _fetch(
     }
     if table is None:
         frame = empty_frame(role)
-        context.log.info(f"role {role!r} is absent from version {version}")
         frame.attrs["provenance"] = provenance(**facts, present=False, note=note)
-        context.add_output_metadata(
-            {"present": False, "cave_table": "(absent)", "note": note}, output_name="result"
-        )
-        return frame, None, None
+        metadata = {"present": False, "cave_table": "(absent)", "note": note}
+        return _Fetched(frame, None, None, metadata, [("info", f"role {role!r} is absent")])
 
     conn.check_table(version, table)
     queries = []
     result, count = fetch_verified(
-        conn,
-        version,
-        table,
-        attempts=conn.settings.call_attempts,
-        on_query=lambda r: (
-            queries.append(r)
-            or context.log.debug(f"{table}: {len(r.frame)} rows, capped={r.truncated}")
-        ),
+        conn, version, table, attempts=conn.settings.call_attempts, on_query=queries.append
     )
     frame = result.frame
-    try:
-        check_columns(frame, role, table)
-    except TableContentError as err:
-        raise dg.Failure(str(err), allow_retries=False) from err
+    check_columns(frame, role, table)
     query = {"split_key": "id", "queries": result.queries, "capped_and_split": result.capped}
+    log = [("debug", f"{table}: {len(q.frame)} rows, capped={q.truncated}") for q in queries]
     if count.orphan_ids:
         query["orphans_dropped_by_join"] = len(count.orphan_ids)
-        context.log.warning(
-            f"{table} v{version}: {len(count.orphan_ids)} of {count.table_rows} annotations "
-            "have no target (their target_id is missing from the target table, or null); the "
-            f"server's join drops them, as caveclient does (annotation ids "
-            f"{_sample(count.orphan_ids)})"
+        log.append(
+            (
+                "warning",
+                f"{table} v{version}: {len(count.orphan_ids)} of {count.table_rows} annotations "
+                "have no target (their target_id is missing from the target table, or null); "
+                "the server's join drops them, as caveclient does (annotation ids "
+                f"{_sample(count.orphan_ids)})",
+            )
         )
     frame.attrs["provenance"] = provenance(**facts, present=True, query=query)
-    context.log.info(
-        f"{table} v{version}: {len(frame)} rows in {result.queries} queries "
-        f"({result.capped} capped and split)"
+    log.append(
+        (
+            "info",
+            f"{table} v{version}: {len(frame)} rows in {result.queries} queries "
+            f"({result.capped} capped and split)",
+        )
     )
-    context.add_output_metadata(
-        {
-            "present": True,
-            "cave_table": table,
-            "version_timestamp": stamp,
-            "queries": result.queries,
-            "capped_queries_split": result.capped,
-            "query_seconds": round(sum(r.elapsed_s for r in queries), 3),
-            "synthetic_data": facts["synthetic"],
-            "server_count": count.table_rows,
-            "orphans_dropped_by_join": len(count.orphan_ids),
-            **({"orphan_annotation_ids": _sample(count.orphan_ids)} if count.orphan_ids else {}),
-        },
-        output_name="result",
-    )
-    return frame, table, count
+    metadata = {
+        "present": True,
+        "cave_table": table,
+        "version_timestamp": stamp,
+        "queries": result.queries,
+        "capped_queries_split": result.capped,
+        "query_seconds": round(sum(r.elapsed_s for r in queries), 3),
+        "synthetic_data": facts["synthetic"],
+        "server_count": count.table_rows,
+        "orphans_dropped_by_join": len(count.orphan_ids),
+        **({"orphan_annotation_ids": _sample(count.orphan_ids)} if count.orphan_ids else {}),
+    }
+    return _Fetched(frame, table, count, metadata, log)
 
 
 def _sample(ids: tuple[int, ...], n: int = 20) -> str:
@@ -118,28 +121,48 @@ def _sample(ids: tuple[int, ...], n: int = 20) -> str:
     return ", ".join(map(str, ids[:n])) + more
 
 
-def build_raw_asset(role: str) -> dg.AssetsDefinition:
-    """The asset of one role, partitioned by materialization version."""
-
-    @dg.asset(
-        name=role,
-        key_prefix=KEY_PREFIX,
-        group_name=GROUP,
-        partitions_def=mat_version,
-        description=DESCRIPTIONS[role],
-        kinds={"pandas", "parquet"},
-        pool="cave",
-        tags={"microns/role": role},
-        check_specs=checks.check_specs(dg.AssetKey([KEY_PREFIX, role])),
-    )
-    def raw_table(context: dg.AssetExecutionContext, cave: CaveResource):
-        cfg = load_versions_config().get(int(context.partition_key))
-        with cave_errors_as_failures(context, cfg.retry):
-            frame, table, count = _fetch(context, cave, role, cfg)
-        yield dg.Output(frame)
-        yield from checks.check_results(context.asset_key, frame, table, count)
-
-    return raw_table
+def role_key(role: str) -> dg.AssetKey:
+    """The asset key of a role's raw table."""
+    return dg.AssetKey([KEY_PREFIX, role])
 
 
-raw_assets = [build_raw_asset(role) for role in ROLES]
+@dg.multi_asset(
+    outs={
+        role: dg.AssetOut(
+            key=role_key(role),
+            group_name=GROUP,
+            description=DESCRIPTIONS[role],
+            kinds={"pandas", "parquet"},
+            tags={"microns/role": role},
+            is_required=False,
+        )
+        for role in ROLES
+    },
+    partitions_def=mat_version,
+    check_specs=[spec for role in ROLES for spec in checks.check_specs(role_key(role))],
+    can_subset=True,
+    pool="cave",
+)
+def download_raw_tables(context: dg.AssetExecutionContext, cave: CaveResource):
+    """Download the selected roles' tables of a version concurrently, over one connection."""
+    cfg = load_versions_config().get(int(context.partition_key))
+    roles = [r for r in ROLES if role_key(r) in context.selected_asset_keys]
+    with cave_errors_as_failures(context, cfg.retry):
+        conn = cave.connection
+        conn.check_version(cfg.version)
+        stamp = conn.version_metadata(cfg.version)["time_stamp"].isoformat()
+        with ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-raw") as pool:
+            futures = {pool.submit(_fetch, cave, role, cfg, stamp): role for role in roles}
+            for future in as_completed(futures):
+                role = futures[future]
+                try:
+                    got = future.result()
+                except TableContentError as err:
+                    raise dg.Failure(str(err), allow_retries=False) from err
+                for level, message in got.log:
+                    getattr(context.log, level)(message)
+                yield dg.Output(got.frame, output_name=role, metadata=got.metadata)
+                yield from checks.check_results(role_key(role), got.frame, got.table, got.count)
+
+
+raw_assets = [download_raw_tables]

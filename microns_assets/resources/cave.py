@@ -50,6 +50,13 @@ class CaveResource(dg.ConfigurableResource):
     row_cap: int = Field(
         200_000, description="The server's QUERY_LIMIT_SIZE: a result this long is capped."
     )
+    max_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Requests to CAVE in flight at once, at most, per run (the chunk step "
+        "downloads that many sub-batches at a time). Across runs, the `cave` pool bounds how "
+        "many steps query CAVE at once.",
+    )
     emulator_scale: str = Field("small", description="Emulator size when embedded.")
     emulator_seed: int = Field(0, description="Emulator world seed when embedded.")
 
@@ -86,6 +93,7 @@ class CaveResource(dg.ConfigurableResource):
                 http=policy,
                 call_attempts=self.call_attempts,
                 row_cap=self.row_cap,
+                max_in_flight=self.max_in_flight,
             )
         )
 

@@ -1,9 +1,12 @@
 """`ParquetIOManager`: the one place assets are stored and loaded (see `storage/`).
 
 Outputs are DataFrames (written whole) or Arrow record-batch streams (written batch by batch,
-for roll-ups bigger than memory). A per-version asset that depends on all chunks of a
+for roll-ups bigger than memory); a step that completes many partitions one after the other
+writes each through `store` as it completes. A per-version asset that depends on all chunks of a
 version x chunk asset receives the chunk files as `{chunk: path}`, to stream rather than load.
 """
+
+from collections.abc import Mapping
 
 import dagster as dg
 import pandas as pd
@@ -12,6 +15,8 @@ from upath import UPath
 
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 from microns_assets.storage import MissingDataError, asset_path, read_frame, write_frame
+from microns_assets.storage.parquet import Written
+from microns_assets.storage.reuse import reusable
 from microns_assets.storage.rollup import Streamed, write_batches
 
 PREVIEW_ROWS = 8
@@ -22,6 +27,21 @@ def _version_and_chunk(key: str | dg.MultiPartitionKey) -> tuple[str, str | None
         dims = key.keys_by_dimension
         return dims[VERSION_DIM], dims[CHUNK_DIM]
     return key, None
+
+
+def _file_metadata(
+    written: Written, head: pd.DataFrame, columns: int, provenance: dict
+) -> dict[str, dg.MetadataValue]:
+    return {
+        "dagster/row_count": dg.MetadataValue.int(written.rows),
+        "path": dg.MetadataValue.path(str(written.path)),
+        "size_bytes": dg.MetadataValue.int(written.bytes),
+        "columns": dg.MetadataValue.int(columns),
+        "preview": dg.MetadataValue.md(
+            head.to_markdown(index=False) if written.rows else "(no rows)"
+        ),
+        "provenance": dg.MetadataValue.json(provenance),
+    }
 
 
 def _head(path: UPath) -> pd.DataFrame:
@@ -45,25 +65,46 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         """Write the partition atomically and attach path, row count and a preview."""
         path = self.path_for(context.asset_key, context.partition_key)
         if isinstance(obj, Streamed):
-            provenance = obj.provenance
             written = write_batches(obj, path)
             head = _head(path) if written.rows else pd.DataFrame()
-            columns = len(obj.reader.schema)
+            metadata = _file_metadata(written, head, len(obj.reader.schema), obj.provenance)
         else:
-            provenance = dict(obj.attrs.get("provenance", {}))
-            written = write_frame(obj, path, provenance)
-            head, columns = obj.head(PREVIEW_ROWS), len(obj.columns)
-        preview = head.to_markdown(index=False) if written.rows else "(no rows)"
-        context.add_output_metadata(
-            {
-                "dagster/row_count": dg.MetadataValue.int(written.rows),
-                "path": dg.MetadataValue.path(str(written.path)),
-                "size_bytes": dg.MetadataValue.int(written.bytes),
-                "columns": dg.MetadataValue.int(columns),
-                "preview": dg.MetadataValue.md(preview),
-                "provenance": dg.MetadataValue.json(provenance),
-            }
-        )
+            metadata = self.store(context.asset_key, context.partition_key, obj)
+        context.add_output_metadata(metadata)
+
+    def store(
+        self, asset_key: dg.AssetKey, partition_key: str | dg.MultiPartitionKey, frame: pd.DataFrame
+    ) -> dict[str, dg.MetadataValue]:
+        """Write one partition now (for steps that write many partitions as they complete).
+
+        Returns the metadata `handle_output` attaches: row count, path, size, preview,
+        provenance (from `frame.attrs["provenance"]`).
+        """
+        provenance = dict(frame.attrs.get("provenance", {}))
+        written = write_frame(frame, self.path_for(asset_key, partition_key), provenance)
+        return _file_metadata(written, frame.head(PREVIEW_ROWS), len(frame.columns), provenance)
+
+    def describe(
+        self, asset_key: dg.AssetKey, partition_key: str | dg.MultiPartitionKey, frame: pd.DataFrame
+    ) -> dict[str, dg.MetadataValue]:
+        """The metadata of a partition already stored, whose rows are `frame` (reused)."""
+        path = self.path_for(asset_key, partition_key)
+        written = Written(path, len(frame), path.stat().st_size)
+        prov = frame.attrs.get("provenance", {})
+        return _file_metadata(written, frame.head(PREVIEW_ROWS), len(frame.columns), prov)
+
+    def reusable(
+        self,
+        asset_key: dg.AssetKey,
+        partition_key: str | dg.MultiPartitionKey,
+        expected: Mapping[str, object],
+    ) -> tuple[pd.DataFrame | None, str]:
+        """A partition's stored rows if they can stand in for new ones (`storage.reuse`)."""
+        return reusable(self.path_for(asset_key, partition_key), expected)
+
+    def read(self, asset_key: dg.AssetKey, partition_key: str) -> pd.DataFrame:
+        """One stored partition (for a step spanning several versions, which reads each)."""
+        return read_frame(self.path_for(asset_key, partition_key))
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, UPath]:
         """The upstream partition of the same version, or all its chunk files."""

@@ -1,37 +1,45 @@
-"""Checks of synapse chunks and their roll-up, and the totals both are compared on."""
+"""Checks of synapse chunks and their roll-up, and the totals both are compared on.
 
+The chunk checks are partitioned like the chunks (version x chunk): a run covers many chunks,
+and each chunk gets its own evaluation of each check (`chunk_evaluation`), shown per partition
+in the UI.
+"""
+
+import warnings
 from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,  # no public name
+)
 from upath import UPath
+
+from microns_assets.partitions import version_chunk
 
 CHUNKS = dg.AssetKey("synapse_chunks")
 ROLLUP = dg.AssetKey("synapses")
 
-CHUNK_SPECS = [
-    dg.AssetCheckSpec(
-        "no_duplicates",
-        asset=CHUNKS,
-        blocking=True,
-        description="No pair twice (aggregate) and no synapse id twice (individual).",
-    ),
-    dg.AssetCheckSpec(
-        "within_selection",
-        asset=CHUNKS,
-        blocking=True,
-        description="Every pre cell is selected; every post cell is selected and in this chunk.",
-    ),
-    dg.AssetCheckSpec(
-        "matches_server_count",
-        asset=CHUNKS,
-        blocking=True,
-        description="Rows received equal the server's own count of rows matching the same "
-        "queries (a warning that nothing was verified when the config's verify_counts is false).",
-    ),
-]
+CHUNK_CHECKS = {
+    "no_duplicates": "No pair twice (aggregate) and no synapse id twice (individual).",
+    "within_selection": "Every pre cell is selected; every post cell is selected and in this "
+    "chunk.",
+    "matches_server_count": "Rows received equal the server's own count of rows matching the "
+    "same queries (a warning that nothing was verified when the config's verify_counts is "
+    "false).",
+}
+# Partitioned checks are a preview feature of Dagster 1.13; its warning would be printed by
+# every process that loads us.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    CHUNK_SPECS = [
+        dg.AssetCheckSpec(
+            name, asset=CHUNKS, blocking=True, description=text, partitions_def=version_chunk
+        )
+        for name, text in CHUNK_CHECKS.items()
+    ]
 ROLLUP_SPECS = [
     dg.AssetCheckSpec(
         "totals_match_chunks",
@@ -73,6 +81,40 @@ def chunk_results(
         metadata={"rows_with_unselected_pre": stray_pre, "rows_with_foreign_post": stray_post},
     )
     yield server_count_result(server_rows, received_rows)
+
+
+def chunk_evaluation(
+    result: dg.AssetCheckResult, partition: str, target: dg.EventLogRecord | None = None
+) -> dg.AssetCheckEvaluation:
+    """A chunk check's result as the evaluation of one chunk partition.
+
+    `target` is the materialization it judges, recorded with its run and storage id so that
+    the UI shows the check against that materialization (None: the chunk was not stored).
+    Dagster fills this in itself for a check result of a single-partition step; a step over
+    many partitions must name each partition's materialization.
+    """
+    return dg.AssetCheckEvaluation(
+        asset_key=CHUNKS,
+        check_name=result.check_name,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+        description=result.description,
+        blocking=True,
+        partition=partition,
+        target_materialization_data=None
+        if target is None
+        else TargetMaterialization(
+            run_id=target.run_id, storage_id=target.storage_id, timestamp=target.timestamp
+        ),
+    )
+
+
+def failed_blocking(results: list[dg.AssetCheckResult]) -> list[str]:
+    """Names of the checks among `results` that failed with ERROR severity (they block)."""
+    return [
+        r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR
+    ]
 
 
 def server_count_result(server_rows: int | None, received_rows: int | None) -> dg.AssetCheckResult:

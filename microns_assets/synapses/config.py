@@ -64,6 +64,12 @@ class SynapseConfig(dg.Config):
         "nothing was verified",
     )
 
+    force: bool = Field(
+        False,
+        description="download every chunk again, even one whose file is complete and from the "
+        "same selection, mode, cells and code version (such a chunk is otherwise reused)",
+    )
+
     def selection(self) -> dict:
         """What decides the rows (for provenance and consistency checks)."""
         return {

@@ -9,7 +9,7 @@ from upath import UPath
 from microns_assets.config import ROLES, load_versions_config
 from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
-from microns_assets.raw.assets import raw_assets
+from microns_assets.raw.assets import raw_assets, role_key
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.roles import REQUIRED
 from microns_assets.storage import read_frame
@@ -181,7 +181,8 @@ def test_unavailable_server_is_retried_with_the_versions_policy(
     monkeypatch.setenv("MICRONS_VERSIONS_FILE", str(versions_file))
     emulator.server.faults = Faults(fail_rate=1.0)
     result = dg.materialize(
-        [a for a in raw_assets if a.key.path[-1] == "nucleus"],
+        raw_assets,
+        selection=[role_key("nucleus")],
         partition_key="1300",
         resources=resources(emulator, tmp_path, http_retries=0, call_attempts=1),
         instance=instance,
@@ -196,7 +197,8 @@ def test_unavailable_server_is_retried_with_the_versions_policy(
 def materialize_embedded(instance, data_dir, role: str, datastack: str):
     """Materialize one raw role with the CAVE server set to `embedded`."""
     return dg.materialize(
-        [a for a in raw_assets if a.key.path[-1] == role],
+        raw_assets,
+        selection=[role_key(role)],
         partition_key="1300",
         resources={
             "cave": CaveResource(server_address="embedded", datastack=datastack),

@@ -1,0 +1,65 @@
+"""The runs a backfill of one version makes, stage by stage, computed by Dagster itself.
+
+The web UI's "Materialize all" for a version is an asset backfill: its target is the version's
+partition of every root asset plus all partitions downstream of it, and the backfill daemon
+turns each stage of that target into runs with `build_run_requests_with_backfill_policies`
+(runs grouped by partitions, one run per partition range for a `single_run` backfill policy).
+`version_stages` asks the same two Dagster functions, so `materialize` makes exactly the runs a
+backfill makes: raw tables + units + layer segments, all synapse chunks, the roll-up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import dagster as dg
+from dagster._core.definitions.automation_tick_evaluation_context import (
+    build_run_requests_with_backfill_policies,  # the backfill daemon's own grouping
+)
+from dagster._core.execution.asset_backfill import AssetBackfillData
+
+#: Assets per stage, in order; a stage starts when the one before it succeeded.
+STAGES: tuple[tuple[str, ...], ...] = (
+    (
+        "cave_raw/nucleus",
+        "cave_raw/cell_types",
+        "cave_raw/cell_type_corrections",
+        "cave_raw/proofreading",
+        "cave_raw/brain_areas",
+        "cave_raw/coregistration",
+        "cave_raw/functional_properties",
+        "units",
+        "layer_segments",
+    ),
+    ("synapse_chunks",),
+    ("synapses",),
+)
+STAGE_NAMES = ("raw tables, units and layer segments", "synapse chunks", "synapses roll-up")
+
+
+def all_asset_keys() -> list[dg.AssetKey]:
+    """Every asset of the graph, as "Materialize all" selects them."""
+    return [dg.AssetKey.from_user_string(a) for stage in STAGES for a in stage]
+
+
+def version_stages(
+    defs: dg.Definitions, instance: dg.DagsterInstance, version: str
+) -> list[Sequence[dg.RunRequest]]:
+    """The runs of each stage of a backfill of `version` over every asset."""
+    graph = defs.resolve_asset_graph()
+    target = AssetBackfillData.from_asset_partitions(
+        asset_graph=graph,
+        partition_names=[version],
+        asset_selection=all_asset_keys(),
+        dynamic_partitions_store=instance,
+        backfill_start_timestamp=time.time(),
+        all_partitions=False,
+    ).target_subset
+    partitions = list(target.iterate_asset_partitions())
+    stages = []
+    for stage in STAGES:
+        keys = {dg.AssetKey.from_user_string(a) for a in stage}
+        wanted = [p for p in partitions if p.asset_key in keys]
+        stages.append(build_run_requests_with_backfill_policies(wanted, graph, instance))
+    return stages

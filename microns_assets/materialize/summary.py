@@ -1,0 +1,52 @@
+"""What the instance records for a version: rows, path and partitions of each asset."""
+
+from __future__ import annotations
+
+import dagster as dg
+from upath import UPath
+
+from microns_assets.materialize.stages import all_asset_keys
+from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
+from microns_assets.processing.chunks import CHUNK_KEYS
+
+
+def _partitions(asset: dg.AssetKey, version: str) -> list[str]:
+    if asset.to_user_string() != "synapse_chunks":
+        return [version]
+    return [str(dg.MultiPartitionKey({VERSION_DIM: version, CHUNK_DIM: c})) for c in CHUNK_KEYS]
+
+
+def latest_metadata(
+    instance: dg.DagsterInstance, asset: dg.AssetKey, partitions: list[str]
+) -> dict[str, dict]:
+    """The metadata of the latest materialization of each of `partitions` (absent if never)."""
+    found: dict[str, dict] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset, asset_partitions=partitions),
+            limit=1000,
+            cursor=cursor,
+        )
+        for record in page.records:
+            if record.partition_key not in found:
+                meta = record.asset_materialization.metadata
+                found[record.partition_key] = {k: v.value for k, v in meta.items()}
+        if not page.has_more or len(found) == len(partitions):
+            return found
+        cursor = page.cursor
+
+
+def version_summary(instance: dg.DagsterInstance, version: str) -> dict[str, tuple[int, str, int]]:
+    """Per asset: (rows, path, partitions materialized), as the instance records them now."""
+    out: dict[str, tuple[int, str, int]] = {}
+    for asset in all_asset_keys():
+        found = latest_metadata(instance, asset, _partitions(asset, version))
+        if not found:
+            continue
+        rows = sum(int(m.get("dagster/row_count", 0)) for m in found.values())
+        path = str(next(iter(found.values())).get("path", ""))
+        if len(found) > 1:
+            path = str(UPath(path).parent)
+        out[asset.to_user_string()] = (rows, path, len(found))
+    return out

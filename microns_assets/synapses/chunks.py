@@ -1,0 +1,266 @@
+"""`synapse_chunks` (version x chunk): many chunk partitions in one step, over one connection.
+
+A chunk holds the synapses onto the selected post cells whose root id hashes to it
+(`processing.chunks`). A run may cover any range of chunk partitions (the backfill policy asks
+for one run per range: a whole version's 32 chunks in one run). The step downloads the chunks
+that need it concurrently (`cave.synapses.download_chunks`, bounded by the resource's
+requests in flight), stores each one as soon as it is complete and checked, and reuses a chunk
+whose file is complete and was written from the same inputs (`reuse_facts`) unless `force`.
+A chunk that fails a blocking check is never stored; the step then fails, naming it.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from microns_assets.automation.conditions import CARRY_DOWN
+from microns_assets.cave.synapses import DownloadStats, download_chunks
+from microns_assets.config import load_versions_config
+from microns_assets.partitions import CHUNK_DIM, VERSION_DIM, by_version, version_chunk
+from microns_assets.processing.chunks import N_CHUNKS, chunk_of
+from microns_assets.processing.selection import SelectionError, select_roots
+from microns_assets.processing.synapses import aggregate, individual
+from microns_assets.progress import chunk_line
+from microns_assets.provenance import provenance
+from microns_assets.resources import CaveResource, ParquetIOManager, cave_errors_as_failures
+from microns_assets.synapses import checks
+from microns_assets.synapses.config import SynapseConfig
+
+GROUP = "synapses"
+UNITS = dg.AssetKey("units")
+#: Bump when the same inputs would give a chunk different rows: older files are then redone.
+CHUNK_CODE_VERSION = "2"
+
+
+def _fingerprint(roots: np.ndarray) -> str:
+    """A short digest of a set of root ids (sorted, unique)."""
+    return hashlib.sha256(np.unique(roots).astype("<i8").tobytes()).hexdigest()[:16]
+
+
+@dataclass
+class _Version:
+    """What every chunk of one version shares: its cells, selection and inputs' fingerprints."""
+
+    version: int
+    pre: np.ndarray
+    post: np.ndarray
+    config: SynapseConfig
+    chunk: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chunk = chunk_of(self.post)
+        self.pre_sha = _fingerprint(self.pre)
+
+    def post_of(self, chunk: int) -> np.ndarray:
+        return self.post[self.chunk == chunk]
+
+    def reuse_facts(self, chunk: int) -> dict:
+        """What a chunk file's provenance must say to be reused for this chunk."""
+        return {
+            "chunk_code_version": CHUNK_CODE_VERSION,
+            "version": self.version,
+            "selection": self.config.selection(),
+            "verified": self.config.verify_counts,
+            "pre_cells_sha": self.pre_sha,
+            "post_cells_sha": _fingerprint(self.post_of(chunk)),
+        }
+
+
+def _select(version: int, units: pd.DataFrame, config: SynapseConfig) -> _Version:
+    try:
+        pre = select_roots(units, config.pre.to_side(), "pre selection")
+        post = select_roots(units, config.post.to_side(), "post selection")
+    except SelectionError as err:
+        raise dg.Failure(f"version {version}: {err}", allow_retries=False) from err
+    return _Version(version, pre, post, config)
+
+
+@dataclass
+class _Outcome:
+    """One finished chunk: its check results, and its metadata when it was stored."""
+
+    results: list[dg.AssetCheckResult]
+    metadata: dict | None
+
+
+class _Chunks:
+    """The chunk partitions of one step and what became of each."""
+
+    def __init__(self, context: dg.AssetExecutionContext, io: ParquetIOManager) -> None:
+        self.context, self.io = context, io
+        self.keys = [version_chunk.get_partition_key_from_str(k) for k in context.partition_keys]
+        self.outcomes: dict[str, _Outcome] = {}
+
+    def by_version(self) -> dict[str, list[dg.MultiPartitionKey]]:
+        out: dict[str, list[dg.MultiPartitionKey]] = {}
+        for key in self.keys:
+            out.setdefault(key.keys_by_dimension[VERSION_DIM], []).append(key)
+        return out
+
+    def finish(self, key, status: str, frame: pd.DataFrame, sel: _Version, query: dict) -> None:
+        """Check one chunk's rows; store them if they pass (unless they are its file already)."""
+        chunk = int(key.keys_by_dimension[CHUNK_DIM])
+        post = sel.post_of(chunk)
+        results = list(
+            checks.chunk_results(
+                frame, sel.pre, post, sel.config.mode,
+                server_rows=query.get("server_rows"), received_rows=query.get("rows_received"),
+            )
+        )  # fmt: skip
+        blocked = checks.failed_blocking(results)
+        metadata = None
+        if blocked:
+            status = "failed"
+            detail = f"failed blocking check(s) {blocked}; not stored"
+        else:
+            if status == "downloaded":
+                frame.attrs["provenance"] = provenance(
+                    **sel.reuse_facts(chunk), datastack=self.io.datastack, rows=len(frame),
+                    chunk=f"{chunk:02d}", n_chunks=N_CHUNKS,
+                    chunk_hash="splitmix64(post_pt_root_id) mod n_chunks",
+                    synapse_table=query["table"], post_cells=int(post.size),
+                    pre_cells=int(sel.pre.size), query=query,
+                )  # fmt: skip
+                files = self.io.store(checks.CHUNKS, key, frame)
+            else:
+                files = self.io.describe(checks.CHUNKS, key, frame)
+            synapses = int(frame["n_synapses"].sum()) if "n_synapses" in frame else len(frame)
+            metadata = {
+                **files,
+                "reused": status == "reused",
+                "post_cells": int(post.size),
+                "synapses": synapses,
+                "size_sum": int(frame["size"].sum()),
+                "queries": query["queries"],
+                "capped_queries_split": query["capped_and_split"],
+                "query_seconds": query["seconds"],
+            }
+            detail = (
+                f"{len(frame):,} rows, {query['queries']} queries "
+                f"({query['capped_and_split']} capped and split)"
+            )
+        self.outcomes[str(key)] = _Outcome(results, metadata)
+        done = len(self.outcomes)
+        self.context.log.info(chunk_line(str(key), status, detail, done, len(self.keys)))
+
+    def failed(self) -> list[str]:
+        return sorted(k for k, o in self.outcomes.items() if o.metadata is None)
+
+
+def _query_facts(table: str, stats: DownloadStats) -> dict:
+    return {
+        "table": table,
+        "queries": stats.queries,
+        "capped_and_split": stats.capped,
+        "seconds": round(stats.seconds, 3),
+        "server_rows": stats.server_rows,
+        "rows_received": stats.rows,
+        "recounted": stats.recounted,
+    }
+
+
+def _run_version(
+    chunks: _Chunks,
+    config: SynapseConfig,
+    cave: CaveResource,
+    keys: list[dg.MultiPartitionKey],
+    sel: _Version,
+) -> None:
+    """Reuse or download every chunk of one version among `keys`."""
+    todo: dict[str, np.ndarray] = {}
+    by_label = {str(k): k for k in keys}
+    for key in keys:
+        chunk = int(key.keys_by_dimension[CHUNK_DIM])
+        frame, why = (
+            (None, "force: true")
+            if config.force
+            else chunks.io.reusable(checks.CHUNKS, key, sel.reuse_facts(chunk))
+        )
+        if frame is None:
+            chunks.context.log.debug(f"chunk {key}: {why}")
+            todo[str(key)] = sel.post_of(chunk)
+        else:
+            chunks.finish(key, "reused", frame, sel, frame.attrs["provenance"]["query"])
+    if not todo:
+        return
+    retry = load_versions_config().get(sel.version).retry
+    with cave_errors_as_failures(chunks.context, retry):
+        conn = cave.connection
+        table = conn.datastack_info()["synapse_table"]
+        shape = individual if config.mode == "individual" else aggregate
+        downloads = download_chunks(
+            conn, sel.version, table, todo, sel.pre,
+            individual=config.mode == "individual",
+            send_pre=not config.pre.to_side().is_everything(),
+            batch_size=config.batch_size, verify_counts=config.verify_counts,
+            workers=cave.max_in_flight,
+        )  # fmt: skip
+        for label, rows, stats in downloads:
+            out = shape(rows, remove_autapses=config.remove_autapses)
+            chunks.finish(by_label[label], "downloaded", out, sel, _query_facts(table, stats))
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            checks.CHUNKS,
+            group_name=GROUP,
+            kinds={"pandas", "parquet"},
+            automation_condition=CARRY_DOWN,
+            code_version=CHUNK_CODE_VERSION,
+            deps=[dg.AssetDep(UNITS, partition_mapping=by_version)],
+            description="Synapses onto the selected post cells of one chunk, from the selected "
+            "pre cells (one partition per version x chunk; a run covers a range of them).",
+        )
+    ],
+    partitions_def=version_chunk,
+    check_specs=checks.CHUNK_SPECS,
+    can_subset=True,
+    pool="cave",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def synapse_chunks(
+    context: dg.AssetExecutionContext,
+    config: SynapseConfig,
+    cave: CaveResource,
+    io_manager: dg.ResourceParam[ParquetIOManager],
+):
+    """Download (or reuse) every chunk partition of the run, storing each as it completes."""
+    chunks = _Chunks(context, io_manager)
+    for version, keys in chunks.by_version().items():
+        units = io_manager.read(UNITS, version)  # a dependency (lineage), read per version
+        sel = _select(int(version), units, config)
+        _run_version(chunks, config, cave, keys, sel)
+    failed = chunks.failed()
+    if failed:
+        for label, outcome in chunks.outcomes.items():
+            for result in outcome.results:
+                context.log_event(checks.chunk_evaluation(result, label))
+        raise dg.Failure(
+            f"chunk(s) {failed} failed a blocking check and were not stored (see their check "
+            "results); the other chunks were stored and are reused when you run again.",
+            allow_retries=False,
+        )
+    for label, outcome in chunks.outcomes.items():
+        context.add_asset_metadata(outcome.metadata, partition_key=label)
+    yield dg.MaterializeResult(asset_key=checks.CHUNKS)
+    targets = _materializations(context, list(chunks.outcomes))
+    selected = context.selected_asset_check_keys
+    for label, outcome in chunks.outcomes.items():
+        for result in outcome.results:
+            if dg.AssetCheckKey(checks.CHUNKS, result.check_name) in selected:
+                context.log_event(checks.chunk_evaluation(result, label, targets.get(label)))
+
+
+def _materializations(
+    context: dg.AssetExecutionContext, partitions: list[str]
+) -> dict[str, dg.EventLogRecord]:
+    """This run's materialization record of each chunk partition."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=checks.CHUNKS, asset_partitions=partitions),
+        limit=len(partitions),
+    ).records
+    return {r.partition_key: r for r in records if r.run_id == context.run_id}
