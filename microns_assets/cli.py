@@ -9,7 +9,6 @@ so `--help` is instant.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from microns_assets.commands.environment import add_location_flags
@@ -23,10 +22,15 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    value = int(text)
+def _synapse_density(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive integer (synapses per nucleus)"
+        )
     return value
 
 
@@ -47,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--port", type=int, default=0, help="0 picks a free port")
     emu.add_argument("--scale", default="small", help="small, real, or a nucleus count")
     emu.add_argument("--seed", type=int, default=0, help="seed of the synthetic world")
+    emu.add_argument(
+        "--synapses-per-cell",
+        type=_synapse_density,
+        metavar="N",
+        default=140,
+        help="synapse density: synapses per nucleus (default 140; MICrONS has ~2,300)",
+    )
     emu.add_argument("--row-cap", type=int, default=200_000, help="server QUERY_LIMIT_SIZE")
     emu.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     emu.add_argument("--fail-rate", type=_fraction, default=0.0, help="fraction answered 503")
@@ -72,25 +83,29 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--dagster-home", default=None, help="default: $DAGSTER_HOME or ./.dagster_home"
     )
-    demo.add_argument(
-        "--jobs", type=_positive, default=os.cpu_count() or 1, help="chunks at a time"
-    )
 
     mat = sub.add_parser(
         "materialize",
         help="materialize the whole asset graph of one version",
-        description="Raw tables, units and layer segments, every synapse chunk (--jobs at a "
-        "time) and the synapses roll-up of one materialization version, as Dagster runs on "
-        "the persistent instance (visible in the web UI). Partitions already materialized "
-        "from the same inputs and config are skipped (--force redoes them). Exit status 1 "
-        "names each failed asset and partition; running again finishes only what is missing.",
+        description="Raw tables, units and layer segments (one run), every synapse chunk (one "
+        "run) and the synapses roll-up (one run) of one materialization version: the runs a "
+        "backfill of the version makes in the web UI, executed in this process on the "
+        "persistent instance (visible in the web UI), or with --submit as a backfill for the "
+        "instance's daemon. Chunks whose files are complete and from the same inputs are "
+        "reused (--force downloads them again). Exit status 1 names each failed step and "
+        "partition; running again finishes only what is missing; 2 is bad input.",
     )
     mat.add_argument("--version", type=int, required=True, help="CAVE materialization version")
     add_location_flags(mat)
     mat.add_argument(
-        "--jobs", type=_positive, default=os.cpu_count() or 1, help="chunks at a time (cores)"
+        "--force", action="store_true", help="download every synapse chunk again (no reuse)"
     )
-    mat.add_argument("--force", action="store_true", help="redo partitions that are current")
+    mat.add_argument(
+        "--submit",
+        action="store_true",
+        help="submit the version as one asset backfill to the instance's daemon (e.g. under "
+        "`microns-assets dev`) and follow it, instead of running in this process",
+    )
     mat.add_argument(
         "--config", default=None, help="YAML run config (`ops:` section, as in the launchpad)"
     )

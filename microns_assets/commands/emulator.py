@@ -26,10 +26,12 @@ def emulator(args: argparse.Namespace) -> int:
         row_cap=args.row_cap,
         faults=faults,
         token=args.token,
+        synapses_per_cell=args.synapses_per_cell,
     ).start()
     print(emulator.url, flush=True)
     print(
-        f"serving {emulator.datastack} ({emulator.n_nuclei} nuclei, seed {args.seed}); "
+        f"serving {emulator.datastack} ({emulator.n_nuclei} nuclei, "
+        f"{emulator.synapses_per_cell} synapses per nucleus, seed {args.seed}); "
         "Ctrl-C stops",
         file=sys.stderr,
         flush=True,

@@ -10,7 +10,13 @@ import pandas as pd
 from microns_assets.emulator import cache, catalog
 from microns_assets.emulator.query import QueryEngine
 from microns_assets.emulator.server import CaveHTTPServer, Faults
-from microns_assets.emulator.synthetic import World, generate, parse_scale
+from microns_assets.emulator.synthetic import (
+    SYNAPSES_PER_NUCLEUS,
+    World,
+    check_synapses_per_cell,
+    generate,
+    parse_scale,
+)
 from microns_assets.emulator.tables import VersionTables
 
 DEFAULT_ROW_CAP = 200_000
@@ -30,6 +36,9 @@ class Emulator:
         deleted_nuclei: this many nuclei (of typed cells) are missing from every version's
             nucleus table while the annotations referencing them remain: orphans, which the
             server's join of a reference table drops (`tables.deleted_nucleus_ids`).
+        synapses_per_cell: synapse density, `n_nuclei * synapses_per_cell` synapses in all
+            (default 140; MICrONS has ~2,300). A positive int, else ValueError. Each density
+            is a world of its own, cached separately; memory is ~80 bytes per synapse.
     """
 
     def __init__(
@@ -44,8 +53,10 @@ class Emulator:
         datastack: str = catalog.DATASTACK,
         cache_dir: str | Path | None = None,
         deleted_nuclei: int = 0,
+        synapses_per_cell: int = SYNAPSES_PER_NUCLEUS,
     ) -> None:
         self.n_nuclei = parse_scale(scale)
+        self.synapses_per_cell = check_synapses_per_cell(synapses_per_cell)
         self.seed = seed
         self.datastack = datastack
         self._address = (host, port)
@@ -112,10 +123,11 @@ class Emulator:
             if self._world is None:
                 root = Path(self._cache_dir) if self._cache_dir else cache.cache_root()
                 n_versions = len(catalog.VERSIONS)
-                world = cache.load(root, self.n_nuclei, self.seed, n_versions)
+                density = self.synapses_per_cell
+                world = cache.load(root, self.n_nuclei, self.seed, n_versions, density)
                 if world is None:
-                    world = generate(self.n_nuclei, self.seed, n_versions)
-                    cache.save(root, world, self.n_nuclei, self.seed)
+                    world = generate(self.n_nuclei, self.seed, n_versions, density)
+                    cache.save(root, world, self.n_nuclei, self.seed, density)
                 self._world = world
             return self._world
 

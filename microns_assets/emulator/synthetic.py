@@ -9,6 +9,7 @@ pipeline's own transform recovers the layers.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,7 @@ SCANS = (
 )  # fmt: skip
 
 NEVER = np.int8(127)  # version index meaning "not in any version"
-SYNAPSES_PER_NUCLEUS = 140
+SYNAPSES_PER_NUCLEUS = 140  # default synapse density (per nucleus); MICrONS has ~2,300
 ROOT_BASE = 864_691_134_800_000_000
 SCALES = {"small": 3_000, "real": 144_120}
 
@@ -250,92 +251,166 @@ def _coreg(rng: np.random.Generator, cells: dict[str, np.ndarray]) -> dict[str, 
     }
 
 
-def _grid_pick(
-    rng: np.random.Generator,
-    pool: np.ndarray,
-    cell_um: np.ndarray,
-    targets: np.ndarray,
-    grid: float = 50.0,
-) -> np.ndarray:
-    """For each target point (µm), a random cell of `pool` in the same grid cube (else any)."""
-    lo = cell_um.min(axis=0)
-    dims = np.floor((cell_um.max(axis=0) - lo) / grid).astype(np.int64) + 1
+class _Grid:
+    """Cubes of `size` µm over the cells' extent, to pick a cell of a pool near a point."""
 
-    def key(points: np.ndarray) -> np.ndarray:
-        g = np.floor((points - lo) / grid).astype(np.int64)
-        inside = np.all((g >= 0) & (g < dims), axis=1)
-        g = np.clip(g, 0, dims - 1)
-        return np.where(inside, (g[:, 0] * dims[1] + g[:, 1]) * dims[2] + g[:, 2], -1)
+    def __init__(self, cell_um: np.ndarray, size: float = 50.0) -> None:
+        self.lo = cell_um.min(axis=0)
+        self.size = size
+        self.dims = np.floor((cell_um.max(axis=0) - self.lo) / size).astype(np.int64) + 1
+        self.cell_um = cell_um
 
-    pool_keys = key(cell_um[pool])
-    order = np.argsort(pool_keys, kind="stable")
-    sorted_pool = pool[order]
-    counts = np.bincount(pool_keys, minlength=int(np.prod(dims)))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    t = key(targets)
-    have = (t >= 0) & (counts[np.maximum(t, 0)] > 0)
-    pick = rng.integers(0, pool.size, targets.shape[0])  # fallback: anywhere
-    tk = t[have]
-    pick[have] = starts[tk] + (rng.random(tk.size) * counts[tk]).astype(np.int64)
-    return np.where(have, sorted_pool[pick], pool[pick % pool.size])
+    def key(self, points: np.ndarray) -> np.ndarray:
+        """The cube of each point (µm), -1 outside the grid."""
+        g = np.floor((points - self.lo) / self.size).astype(np.int64)
+        inside = np.all((g >= 0) & (g < self.dims), axis=1)
+        g = np.clip(g, 0, self.dims - 1)
+        return np.where(inside, (g[:, 0] * self.dims[1] + g[:, 1]) * self.dims[2] + g[:, 2], -1)
+
+    def pick(self, rng: np.random.Generator, pool: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """For each target cube in `keys`, a random cell of `pool` in that cube (else any)."""
+        pool_keys = self.key(self.cell_um[pool])
+        order = np.argsort(pool_keys, kind="stable")
+        sorted_pool = pool[order]
+        counts = np.bincount(pool_keys, minlength=int(np.prod(self.dims)))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        have = (keys >= 0) & (counts[np.maximum(keys, 0)] > 0)
+        pick = rng.integers(0, pool.size, keys.shape[0])  # fallback: anywhere
+        tk = keys[have]
+        pick[have] = starts[tk] + (rng.random(tk.size) * counts[tk]).astype(np.int64)
+        return np.where(have, sorted_pool[pick], pool[pick % pool.size])
+
+
+#: Synapses drawn and transformed at a time: bounds the float64 temporaries of generation, so
+#: that a world of tens of millions of synapses fits in memory. Drawing a distribution in
+#: pieces consumes the random stream exactly as one draw does, so the world does not depend on it.
+_CHUNK = 1 << 21
+
+
+def _pieces(n: int):
+    """`(start, stop)` of consecutive pieces of `_CHUNK` rows covering `range(n)`."""
+    for start in range(0, n, _CHUNK):
+        yield start, min(start + _CHUNK, n)
+
+
+def _stable_order(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """`np.argsort(keys, kind="stable")` for int keys in [0, n_keys), by 16-bit radix passes."""
+    if n_keys <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    assert n_keys <= 1 << 32
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    high = (keys[order] >> 16).astype(np.uint16)
+    return order[np.argsort(high, kind="stable")]
 
 
 def _synapses(rng: np.random.Generator, cells: dict[str, np.ndarray], n_syn: int) -> tuple:
+    # Draws happen in a fixed order, each over all rows (in pieces): changing that order or a
+    # distribution changes every world, which needs a new `cache.GENERATOR_VERSION`.
     cls = TYPE_CLASS[cells["type"]]
     alive = cells["root0"] != 0
     exc = np.flatnonzero((cls == 0) & alive)
     inh = np.flatnonzero((cls == 1) & alive)
     neurons = np.concatenate([exc, inh])
     um = np.column_stack([cells["x_um"], cells["depth_um"], cells["z_um"]])
+    grid = _Grid(um)
 
     n_pairs = int(n_syn / 1.25)
     weights = np.where(cls[neurons] == 0, 1.0, 1.6)
-    post = rng.choice(neurons, size=n_pairs, p=weights / weights.sum())
-    kind = rng.choice(3, size=n_pairs, p=[0.4, 0.15, 0.45])  # exc cell, inh cell, fragment
-    sigma = np.where(kind[:, None] == 1, [[60.0, 60.0, 60.0]], [[120.0, 150.0, 120.0]])
-    target = um[post] + rng.normal(0.0, 1.0, (n_pairs, 3)) * sigma
-    pre = np.full(n_pairs, -1, dtype=np.int64)
+    p_post = weights / weights.sum()
+    post = np.empty(n_pairs, dtype=np.int32)
+    for a, b in _pieces(n_pairs):
+        post[a:b] = rng.choice(neurons, size=b - a, p=p_post)
+    kind = np.empty(n_pairs, dtype=np.int8)  # exc cell, inh cell, fragment
+    for a, b in _pieces(n_pairs):
+        kind[a:b] = rng.choice(3, size=b - a, p=[0.4, 0.15, 0.45])
+    # Each pair's presynaptic cell is near a point drawn around the postsynaptic cell: keep
+    # only that point's grid cube.
+    cube = np.empty(n_pairs, dtype=np.int32)
+    for a, b in _pieces(n_pairs):
+        target = rng.normal(0.0, 1.0, (b - a, 3))
+        target *= np.where(kind[a:b, None] == 1, [[60.0, 60.0, 60.0]], [[120.0, 150.0, 120.0]])
+        target += um[post[a:b]]
+        cube[a:b] = grid.key(target)
+    pre = np.full(n_pairs, -1, dtype=np.int32)
     for k, pool in ((0, exc), (1, inh)):
         sel = kind == k
-        pre[sel] = _grid_pick(rng, pool, um, target[sel])
+        pre[sel] = grid.pick(rng, pool, cube[sel])
+    del cube
     n_frag = max(1, n_syn // 30)
-    frag = np.where(kind == 2, rng.integers(0, n_frag, n_pairs), -1)
+    frag = np.full(n_pairs, -1, dtype=np.int32)
+    for a, b in _pieces(n_pairs):
+        drawn = rng.integers(0, n_frag, b - a)
+        frag[a:b] = np.where(kind[a:b] == 2, drawn, -1)
+    del kind
 
     # Multi-synaptic connections: some pairs connect through several synapses.
     extra = rng.choice(n_pairs, size=n_syn - n_pairs, replace=True)
     post = np.concatenate([post, post[extra]])
     pre = np.concatenate([pre, pre[extra]])
     frag = np.concatenate([frag, frag[extra]])
-    order = np.argsort(post, kind="stable")
+    del extra
+    order = _stable_order(post, cls.size)
     post, pre, frag = post[order], pre[order], frag[order]
+    del order
 
     res = np.array([4.0, 4.0, 40.0])
-    post_vx = np.column_stack([cells["x"], cells["y"], cells["z"]])[post].astype(np.float64)
-    ctr = post_vx + rng.normal(0.0, 1.0, (n_syn, 3)) * (np.array([25.0, 25.0, 25.0]) * 1000 / res)
-    size_mu = np.where(pre >= 0, np.where(cls[np.maximum(pre, 0)] == 1, 8.0, 7.5), 7.2)
-    syn = {
-        "id": np.cumsum(rng.integers(1, 24, n_syn, dtype=np.int64)) + 1_000,
-        "post_idx": post.astype(np.int32),
-        "pre_idx": pre.astype(np.int32),
-        "pre_fragment": frag.astype(np.int32),
-        "size": np.clip(rng.lognormal(size_mu, 1.0), 40, 500_000).astype(np.int32),
-        "pre_sv": rng.integers(74_000_000_000_000_000, 120_000_000_000_000_000, n_syn),
-        "post_sv": rng.integers(74_000_000_000_000_000, 120_000_000_000_000_000, n_syn),
-    }
-    for axis, name in enumerate("xyz"):
+    spread = np.array([25.0, 25.0, 25.0]) * 1000 / res
+    post_vx = np.column_stack([cells["x"], cells["y"], cells["z"]])
+    ctr = {name: np.empty(n_syn, dtype=np.int32) for name in "xyz"}
+    for a, b in _pieces(n_syn):
+        point = rng.normal(0.0, 1.0, (b - a, 3))
+        point *= spread
+        point += post_vx[post[a:b]]
+        for axis, name in enumerate("xyz"):
+            ctr[name][a:b] = np.rint(point[:, axis])
+    syn = {"id": np.empty(n_syn, dtype=np.int64)}
+    for a, b in _pieces(n_syn):
+        syn["id"][a:b] = rng.integers(1, 24, b - a, dtype=np.int64)
+    np.cumsum(syn["id"], out=syn["id"])
+    syn["id"] += 1_000
+    syn["post_idx"], syn["pre_idx"], syn["pre_fragment"] = post, pre, frag
+    syn["size"] = np.empty(n_syn, dtype=np.int32)
+    for a, b in _pieces(n_syn):
+        p = pre[a:b]
+        size_mu = np.where(p >= 0, np.where(cls[np.maximum(p, 0)] == 1, 8.0, 7.5), 7.2)
+        syn["size"][a:b] = np.clip(rng.lognormal(size_mu, 1.0), 40, 500_000)
+    syn["pre_sv"] = rng.integers(74_000_000_000_000_000, 120_000_000_000_000_000, n_syn)
+    syn["post_sv"] = rng.integers(74_000_000_000_000_000, 120_000_000_000_000_000, n_syn)
+    for name in "xyz":
         jitter = 15 if name != "z" else 1
-        c = np.rint(ctr[:, axis]).astype(np.int32)
+        c = ctr[name]
         syn[f"ctr_{name}"] = c
-        syn[f"pre_{name}"] = c - rng.integers(0, jitter + 1, n_syn, dtype=np.int32)
-        syn[f"post_{name}"] = c + rng.integers(0, jitter + 1, n_syn, dtype=np.int32)
+        for side, sign in (("pre", -1), ("post", 1)):
+            out = c.copy()
+            for a, b in _pieces(n_syn):
+                out[a:b] += sign * rng.integers(0, jitter + 1, b - a, dtype=np.int32)
+            syn[f"{side}_{name}"] = out
     fragment_roots = _unique_ints(rng, n_frag, ROOT_BASE + 2_400_000_000, 2_000_000_000)
     return syn, fragment_roots
 
 
-def generate(n_nuclei: int, seed: int, n_versions: int) -> World:
-    """Generate a world of `n_nuclei` nuclei and ~`SYNAPSES_PER_NUCLEUS` synapses each."""
+def check_synapses_per_cell(value: object) -> int:
+    """`value` as a synapse density (synapses per nucleus): a positive int, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"synapses_per_cell must be a positive integer (synapses per nucleus), got {value!r}"
+        )
+    return int(value)
+
+
+def generate(
+    n_nuclei: int, seed: int, n_versions: int, synapses_per_cell: int = SYNAPSES_PER_NUCLEUS
+) -> World:
+    """Generate a world of `n_nuclei` nuclei and `n_nuclei * synapses_per_cell` synapses.
+
+    Synapses go to the neurons only (an inhibitory one receives 1.6x an excitatory one's share),
+    so `synapses_per_cell` is the density per nucleus of the volume, like MICrONS' ~2,300.
+    The world takes ~76 bytes per synapse; generating it needs little more (the random draws
+    go in pieces of `_CHUNK`): 46M synapses peak at ~3.6 GiB and take ~1 minute.
+    """
+    synapses_per_cell = check_synapses_per_cell(synapses_per_cell)
     rng = np.random.default_rng(seed)
     cells = _cells(rng, n_nuclei, n_versions)
     coreg = _coreg(rng, cells)
-    synapses, fragment_roots = _synapses(rng, cells, n_nuclei * SYNAPSES_PER_NUCLEUS)
+    synapses, fragment_roots = _synapses(rng, cells, n_nuclei * synapses_per_cell)
     return World(n_versions, cells, coreg, synapses, fragment_roots)

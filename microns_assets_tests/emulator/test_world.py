@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 import standard_transform
 
-from microns_assets.emulator import Emulator, cache
-from microns_assets.emulator.synthetic import generate, parse_scale
+from microns_assets.emulator import Emulator, cache, synthetic
+from microns_assets.emulator.synthetic import TYPE_CLASS, generate, parse_scale
 
 NUC = "nucleus_detection_v0"
 CT = "aibs_metamodel_celltypes_v661"
@@ -111,3 +115,115 @@ def test_synapse_roots_belong_to_cells_or_fragments(emulator):
     assert 0.3 < pre_is_cell.mean() < 0.8  # the rest are orphan axon fragments
     pairs = syn.groupby(["pre_pt_root_id", "post_pt_root_id"]).size()
     assert (pairs > 1).any()  # multi-synaptic connections exist
+
+
+# --- synapse density ------------------------------------------------------------------
+
+
+def _digest(world) -> str:
+    h = hashlib.sha256()
+    for name in sorted(world.synapses):
+        h.update(np.ascontiguousarray(world.synapses[name]).tobytes())
+    h.update(np.ascontiguousarray(world.fragment_roots).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_default_density_is_unchanged(tmp_path):
+    world = generate(300, 3, 9)
+    assert world.synapses["id"].size == 300 * 140
+    # The bits of the default world from before the density setting existed: caches written
+    # then are still served under the same key. If this changes (a generator edit, a numpy
+    # upgrade that changes its streams), bump cache.GENERATOR_VERSION and update the digest.
+    assert _digest(world) == "2a43d5a77e52e383"
+    with Emulator(scale=300, seed=3, cache_dir=tmp_path) as emu:
+        assert emu.synapses_per_cell == 140
+        _ = emu.world
+    assert [p.name for p in tmp_path.iterdir()] == [f"world-g{cache.GENERATOR_VERSION}-n300-s3-v9"]
+
+
+def test_generation_in_pieces_draws_the_same_world(monkeypatch):
+    whole = generate(300, 3, 9, 300)
+    monkeypatch.setattr(synthetic, "_CHUNK", 997)  # many pieces, of an odd size
+    pieces = generate(300, 3, 9, 300)
+    for name, values in whole.synapses.items():
+        assert np.array_equal(pieces.synapses[name], values), name
+    assert np.array_equal(pieces.fragment_roots, whole.fragment_roots)
+
+
+def test_stable_order_matches_a_stable_argsort():
+    rng = np.random.default_rng(0)
+    for n_keys in (300, 200_000):  # one 16-bit radix pass, and two
+        keys = rng.integers(0, n_keys, 50_000).astype(np.int32)
+        order = synthetic._stable_order(keys, n_keys)
+        assert np.array_equal(order, np.argsort(keys, kind="stable"))
+
+
+def test_density_sets_synapses_per_nucleus(emulator_cache):
+    density = 1_000
+    emu = Emulator(scale=300, seed=2, cache_dir=emulator_cache, synapses_per_cell=density)
+    syn = emu.ground_truth(1300, "synapses_pni_2")
+    assert len(syn) == 300 * density  # the generator draws exactly nuclei x density synapses
+    assert syn["id"].is_unique
+
+    # Every synapse is on a live neuron, drawn with weight 1 (excitatory) or 1.6 (inhibitory):
+    # excitatory neurons get a share q = n_exc / (n_exc + 1.6 n_inh) of them. 1/1.25 of the
+    # synapses are such independent draws and the rest copies of drawn ones, so the excitatory
+    # count has variance (0.8 * 1.25**2 + 0.2) n q (1 - q) = 1.45 n q (1 - q); allow 6 sd.
+    world = emu.world
+    cls = TYPE_CLASS[world.cells["type"]]
+    alive = world.cells["root0"] != 0
+    n_exc, n_inh = int(((cls == 0) & alive).sum()), int(((cls == 1) & alive).sum())
+    n = len(syn)
+    q = n_exc / (n_exc + 1.6 * n_inh)
+    per_cell = np.bincount(world.synapses["post_idx"], minlength=cls.size)
+    assert per_cell[~alive | (cls == 2)].sum() == 0
+    exc = per_cell[alive & (cls == 0)].sum()
+    six_sd = 6 * math.sqrt(1.45 * n * q * (1 - q))
+    assert abs(exc - n * q) < six_sd
+    # So an inhibitory neuron gets ~1.6x an excitatory one's synapses, within the same bound.
+    ratio = ((n - exc) / n_inh) / (exc / n_exc)
+    assert ratio == pytest.approx(1.6, rel=six_sd / (n * q) + six_sd / (n * (1 - q)))
+
+    again = generate(300, 2, 9, density)
+    assert np.array_equal(again.synapses["size"], np.asarray(world.synapses["size"]))
+
+
+def test_distinct_densities_use_distinct_caches(tmp_path):
+    for density in (200, 300, 200):
+        with Emulator(scale=300, seed=5, cache_dir=tmp_path, synapses_per_cell=density) as emu:
+            assert emu.world.synapses["id"].size == 300 * density
+            assert emu.tables(1300).get("synapses_pni_2").num_rows == 300 * density
+    g = cache.GENERATOR_VERSION
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"world-g{g}-n300-s5-v9-d200", f"world-g{g}-n300-s5-v9-d300",
+    ]  # fmt: skip
+    assert cache.load(tmp_path, 300, 5, 9, 200) is not None
+    assert cache.load(tmp_path, 300, 5, 9) is None  # the default density was never generated
+
+
+def test_cache_never_serves_another_density(tmp_path):
+    world = generate(300, 3, 9)
+    with pytest.raises(ValueError, match="not 300 nuclei x 500 synapses"):
+        cache.save(tmp_path, world, 300, 3, 500)  # a world filed under the wrong density
+    cache.save(tmp_path, world, 300, 3)
+    folder = next(tmp_path.iterdir())
+    manifest = folder / "manifest.json"
+    assert json.loads(manifest.read_text())["synapses_per_cell"] == 140
+    # A folder renamed to another density's name is not served as that density.
+    folder.rename(tmp_path / f"{folder.name}-d500")
+    assert cache.load(tmp_path, 300, 3, 9, 500) is None
+    (tmp_path / f"{folder.name}-d500").rename(folder)
+    # A manifest from before the setting (no density) is a default-density world.
+    meta = json.loads(manifest.read_text())
+    del meta["synapses_per_cell"]
+    manifest.write_text(json.dumps(meta))
+    assert cache.load(tmp_path, 300, 3, 9) is not None
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "100", True, None])
+def test_bad_density_fails_with_a_clear_message(bad, tmp_path):
+    with pytest.raises(ValueError, match="synapses_per_cell must be a positive integer"):
+        Emulator(scale=300, cache_dir=tmp_path, synapses_per_cell=bad)
+    with pytest.raises(ValueError, match="synapses_per_cell must be a positive integer"):
+        generate(300, 0, 9, bad)
+    assert not any(tmp_path.iterdir())
