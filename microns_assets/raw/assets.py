@@ -81,7 +81,7 @@ def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str) -> _Fe
     frame = result.frame
     check_columns(frame, role, table)
     query = {"split_key": "id", "queries": result.queries, "capped_and_split": result.capped}
-    log = [("debug", f"{table}: {len(q.frame)} rows, capped={q.truncated}") for q in queries]
+    log: list[tuple[str, str]] = []
     if count.orphan_ids:
         query["orphans_dropped_by_join"] = len(count.orphan_ids)
         log.append(

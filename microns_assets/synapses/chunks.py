@@ -171,6 +171,7 @@ def _run_version(
 ) -> None:
     """Reuse or download every chunk of one version among `keys`."""
     todo: dict[str, np.ndarray] = {}
+    redo: dict[str, list[str]] = {}  # why -> chunks (one log line, not one per chunk)
     by_label = {str(k): k for k in keys}
     for key in keys:
         chunk = int(key.keys_by_dimension[CHUNK_DIM])
@@ -180,10 +181,12 @@ def _run_version(
             else chunks.io.reusable(checks.CHUNKS, key, sel.reuse_facts(chunk))
         )
         if frame is None:
-            chunks.context.log.debug(f"chunk {key}: {why}")
+            redo.setdefault(why, []).append(key.keys_by_dimension[CHUNK_DIM])
             todo[str(key)] = sel.post_of(chunk)
         else:
             chunks.finish(key, "reused", frame, sel, frame.attrs["provenance"]["query"])
+    for why, which in redo.items():
+        chunks.context.log.info(f"v{sel.version} chunk(s) {', '.join(which)}: {why}")
     if not todo:
         return
     retry = load_versions_config().get(sel.version).retry
