@@ -8,7 +8,12 @@ from microns_assets.automation.versions_sensor import build_versions_sensor
 from microns_assets.jobs import ALL_JOBS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
-from microns_assets.settings import Settings, executor_from_env, poll_minutes_from_env
+from microns_assets.settings import (
+    Settings,
+    executor_from_env,
+    in_flight_from_env,
+    poll_minutes_from_env,
+)
 from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
 
@@ -23,7 +28,11 @@ defs = dg.Definitions(
     schedules=[refresh_newest_version],
     executor=executors[executor_from_env()],
     resources={
-        "cave": CaveResource(datastack=settings.datastack, server_address=settings.server),
+        "cave": CaveResource(
+            datastack=settings.datastack,
+            server_address=settings.server,
+            max_in_flight=in_flight_from_env(),
+        ),
         "io_manager": ParquetIOManager(data_dir=settings.data_dir, datastack=settings.datastack),
     },
 )

@@ -8,6 +8,7 @@
 - `CAVE_TOKEN`: CAVE API token, read by the resource at run time and never logged.
 - `MICRONS_VERSIONS_POLL_MINUTES`: how often the `cave_versions` sensor polls CAVE, in whole
   minutes. Default 60.
+- `MICRONS_CAVE_IN_FLIGHT`: requests to CAVE in flight at once per run, at most. Default 4.
 - `MICRONS_EXECUTOR`: how a run executes its steps: `in_process` (default; the steps are
   I/O-bound and share one CAVE connection) or `multiprocess` (a process per step).
 
@@ -30,6 +31,8 @@ ENV_DATA_DIR = "MICRONS_DATA_DIR"
 ENV_TOKEN = "CAVE_TOKEN"
 ENV_POLL_MINUTES = "MICRONS_VERSIONS_POLL_MINUTES"
 ENV_EXECUTOR = "MICRONS_EXECUTOR"
+ENV_IN_FLIGHT = "MICRONS_CAVE_IN_FLIGHT"
+DEFAULT_IN_FLIGHT = 4
 EXECUTORS = ("in_process", "multiprocess")
 DEFAULT_POLL_MINUTES = 60
 EMBEDDED = "embedded"
@@ -61,18 +64,28 @@ class Settings:
         )
 
 
-def poll_minutes_from_env(environ: Mapping[str, str] = os.environ) -> int:
-    """`MICRONS_VERSIONS_POLL_MINUTES`, validated (read by the code location, not by `load`)."""
-    raw = environ.get(ENV_POLL_MINUTES)
+def _whole_number(environ: Mapping[str, str], name: str, default: int, unit: str) -> int:
+    """A positive whole number from the environment, or `default` when unset."""
+    raw = environ.get(name)
     if not raw:
-        return DEFAULT_POLL_MINUTES
+        return default
     text = raw.strip()
     if not (text.isascii() and text.isdecimal()) or int(text) < 1:
         raise SettingsError(
-            f"{ENV_POLL_MINUTES}={raw!r} is not a whole number of minutes of at least 1: set it "
-            f"to e.g. 15, or unset it for the default of {DEFAULT_POLL_MINUTES}."
+            f"{name}={raw!r} is not a whole number of {unit} of at least 1: set it to e.g. "
+            f"{default * 2}, or unset it for the default of {default}."
         )
     return int(text)
+
+
+def poll_minutes_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """`MICRONS_VERSIONS_POLL_MINUTES`, validated (read by the code location, not by `load`)."""
+    return _whole_number(environ, ENV_POLL_MINUTES, DEFAULT_POLL_MINUTES, "minutes")
+
+
+def in_flight_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """`MICRONS_CAVE_IN_FLIGHT`, validated (read by the code location and the commands)."""
+    return _whole_number(environ, ENV_IN_FLIGHT, DEFAULT_IN_FLIGHT, "requests")
 
 
 def executor_from_env(environ: Mapping[str, str] = os.environ) -> str:

@@ -19,6 +19,8 @@ from microns_assets.settings import (
     ENV_DATASTACK,
     ENV_SERVER,
     Settings,
+    executor_from_env,
+    in_flight_from_env,
     poll_minutes_from_env,
 )
 
@@ -28,10 +30,16 @@ DEFAULT_HOME = ".dagster_home"
 DAGSTER_YAML = """\
 # Written by microns-assets for a new Dagster home; edit freely.
 # Steps in a pool run at most `default_limit` at a time across all runs of this instance.
-# Our only pool is `cave`: every step that queries CAVE (raw tables, synapse chunks).
+# Our only pool is `cave`: every step that queries CAVE (raw tables, synapse chunks). Each such
+# step has at most MICRONS_CAVE_IN_FLIGHT (default 4) requests in flight, so CAVE sees at most
+# default_limit x MICRONS_CAVE_IN_FLIGHT requests at once from this instance.
 concurrency:
   pools:
-    default_limit: 4
+    default_limit: 1
+# Runs the daemon launched (web UI, backfills, sensors) whose start hangs are marked failed.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
 # No usage statistics from a folder we created for you; set to true to share them.
 telemetry:
   enabled: false
@@ -66,7 +74,8 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
     if args.data_dir:
         environ[ENV_DATA_DIR] = str(_absolute(args.data_dir))
     settings = Settings.from_env(environ)
-    poll_minutes_from_env(environ)  # the code location reads it: fail here, saying why
+    for read in (poll_minutes_from_env, in_flight_from_env, executor_from_env):
+        read(environ)  # the code location reads them: fail here, saying why
     home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"

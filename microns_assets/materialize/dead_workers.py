@@ -1,12 +1,14 @@
-"""Runs of `materialize` whose worker process died (killed, out of memory): marked failed.
+"""Runs of `materialize` whose process died (killed, out of memory): marked failed.
 
-Runs execute in-process in `materialize`'s workers, outside any run launcher, so nothing in
-Dagster notices when such a process is killed: its run would show as "started" in the web UI
-forever. Each run is tagged with the identity of the process executing it (host, pid, PID
-namespace and the process's start time); the next `materialize` on the same instance marks
-the unfinished runs whose process is certainly gone as failed. When in doubt (another host or
-PID namespace, no procfs), a run is left alone. Re-executions launched from the web UI copy
-their parent's tags, so runs with a parent run are never touched.
+`materialize` executes its runs in its own process, outside any run launcher, so Dagster's run
+monitoring cannot see that process (it watches run workers that a launcher started): a killed
+`materialize` would leave its run "started" in the web UI forever, holding its `cave` pool slot. A
+SIGTERM or Ctrl-C ends the run as failed through Dagster itself; for a SIGKILL or an out-of-memory
+kill, this module is the rest. Each run is tagged with the identity of the process executing it
+(host, pid, PID namespace and the process's start time); the next `materialize` on the same
+instance marks the unfinished runs whose process is certainly gone as failed and frees their pool
+slots. When in doubt (another host or PID namespace, no procfs), a run is left alone. Re-executions
+launched from the web UI copy their parent's tags, so runs with a parent run are never touched.
 """
 
 from __future__ import annotations
@@ -123,5 +125,7 @@ def fail_runs_of_dead_workers(instance: dg.DagsterInstance) -> list[str]:
                 "next `materialize`, which redoes what this run did not complete."
             ),
         )
+        # Its steps' pool slots (`cave`) would otherwise stay claimed, and block later runs.
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         failed.append(run.run_id)
     return failed

@@ -45,28 +45,23 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
 
-def runs_by_job(home: Path) -> dict[str, list[dg.DagsterRun]]:
-    """The runs recorded in the instance at `home`, by job name."""
+def runs_of(home: Path) -> list[dg.DagsterRun]:
+    """The runs recorded in the instance at `home`, oldest first."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs: dict[str, list[dg.DagsterRun]] = {}
-        for run in instance.get_runs():
-            runs.setdefault(run.job_name, []).append(run)
-        return runs
+        return list(reversed(instance.get_runs()))
 
 
-def materialized_chunks(home: Path) -> set[str]:
-    """Chunk keys of v1300 whose chunk step finished successfully in the instance at `home`.
-
-    A run killed after writing its chunk but before the step finished (its checks unrun) does
-    not count; one killed after the step, while the run wound down, does.
-    """
-    done = set()
+def chunk_materializations(home: Path) -> dict[str, list[dict]]:
+    """Every materialization of each chunk partition of v1300, oldest first: its metadata."""
+    found: dict[str, list[dict]] = {}
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        for run in instance.get_runs(dg.RunsFilter(job_name="synapse_chunk_download")):
-            stats = instance.get_run_step_stats(run.run_id, step_keys=["synapse_chunks"])
-            if stats and stats[0].status.value == "SUCCESS":
-                done.add(run.tags["dagster/partition"].split("|")[1])
-    return done
+        records = instance.fetch_materializations(
+            dg.AssetKey("synapse_chunks"), limit=10_000, ascending=True
+        ).records
+        for record in records:
+            meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+            found.setdefault(record.partition_key, []).append(meta)
+    return found
 
 
 def aggregated_truth(emulator, units: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""`microns-assets materialize` end to end against the emulator: results, skipping, the pool."""
+"""`microns-assets materialize` end to end against the emulator: three runs, reuse, bad input."""
 
 from __future__ import annotations
 
@@ -7,36 +7,34 @@ import pytest
 from upath import UPath
 
 from microns_assets.emulator import Faults
-from microns_assets.materialize.plan import Planner
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.storage import read_frame
 from microns_assets_tests.materialize.cli_helpers import (
     aggregated_truth,
     assert_equals_truth,
+    chunk_materializations,
     clean_env,
     materialize_args,
     run_cli,
-    runs_by_job,
+    runs_of,
 )
 
-#: Instance config of the first test: at most one CAVE step at a time, across all runs.
-ONE_CAVE_STEP = "concurrency:\n  pools:\n    default_limit: 1\n"
+#: Requests in flight the first test allows (`MICRONS_CAVE_IN_FLIGHT`).
+IN_FLIGHT = 3
+CHUNK_PARTITIONS = [f"1300|{c}" for c in CHUNK_KEYS]
 
 
 @pytest.fixture(scope="module")
 def materialized(session_emulator, emulator_cache, tmp_path_factory):
-    """One full `materialize` of 1300 with 3 workers, under a `cave` pool limit of 1."""
+    """One full `materialize` of 1300, with 20 ms latency and 3 requests in flight."""
     home = tmp_path_factory.mktemp("home")
-    (home / "dagster.yaml").write_text(ONE_CAVE_STEP)
     data = tmp_path_factory.mktemp("data")
     server = session_emulator.server
     server.stats.reset()
     server.faults = Faults(latency_ms=20)
+    env = {**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": str(IN_FLIGHT)}
     try:
-        out = run_cli(
-            materialize_args(session_emulator, home, data, "--jobs", "3"),
-            clean_env(emulator_cache),
-        )
+        out = run_cli(materialize_args(session_emulator, home, data), env)
     finally:
         server.faults = Faults()
     max_in_flight = server.stats.max_in_flight
@@ -44,63 +42,90 @@ def materialized(session_emulator, emulator_cache, tmp_path_factory):
     return out, home, UPath(data) / session_emulator.datastack / "v1300", max_in_flight
 
 
-def test_materialize_builds_the_whole_graph(materialized, session_emulator):
+def test_materialize_builds_the_whole_graph_in_three_runs(materialized, session_emulator):
     out, home, version_dir, _ = materialized
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    runs = runs_by_job(home)
-    assert len(runs["raw_tables_and_units"]) == 1
-    assert len(runs["synapses_rollup"]) == 1
-    chunk_runs = runs["synapse_chunk_download"]
-    assert sorted(r.tags["dagster/partition"] for r in chunk_runs) == [
-        f"1300|{c}" for c in CHUNK_KEYS
-    ]
-    assert all(r.is_success for rs in runs.values() for r in rs)
+    runs = runs_of(home)
+    assert len(runs) == 3 and all(r.is_success for r in runs)
+    raw, chunks, rollup = runs
+    assert raw.tags["dagster/partition"] == rollup.tags["dagster/partition"] == "1300"
+    assert {k.to_user_string() for k in raw.asset_selection} >= {"cave_raw/nucleus", "units"}
+    assert chunks.tags["dagster/asset_partition_range_start"] == "1300|00"
+    assert chunks.tags["dagster/asset_partition_range_end"] == "1300|31"
+    materializations = chunk_materializations(home)
+    assert sorted(materializations) == CHUNK_PARTITIONS
+    assert all(len(m) == 1 and not m[0]["reused"] for m in materializations.values())
     units = read_frame(version_dir / "units.parquet")
     merged = read_frame(version_dir / "synapses.parquet")
     assert_equals_truth(merged, aggregated_truth(session_emulator, units))
-    # the summary names every asset with its rows and path
+    # each chunk's own metadata: its rows, its path
+    for partition, [meta] in materializations.items():
+        path = UPath(meta["path"])
+        assert path.name == f"{partition[-2:]}.parquet"
+        assert meta["dagster/row_count"] == len(read_frame(path))
+    # the summary names every asset with its rows and path, and how the chunks went
     assert f"{len(merged):,} rows" in out.stdout
     assert str(version_dir / "synapses.parquet") in out.stdout
+    assert "(3 runs; chunks: 32 downloaded, 0 reused)" in out.stdout
+    assert "32/32" in out.stdout  # the progress bar
     assert f"dev --server {session_emulator.url} --datastack minnie65_synthetic" in out.stdout
 
 
-def test_the_cave_pool_bounds_concurrent_requests(materialized):
+def test_requests_in_flight_never_exceed_the_setting(materialized):
     out, _, _, max_in_flight = materialized
     assert out.returncode == 0
-    # --jobs 3 asked for three chunk runs at once; the instance's `cave` pool allows one
-    assert "The instance's `cave` pool allows 1 CAVE step(s) at once: --jobs 1" in out.stderr
-    assert max_in_flight == 1  # the emulator never saw two requests at once
+    assert max_in_flight == IN_FLIGHT  # concurrent, and never more than allowed
 
 
-def test_a_second_materialize_skips_what_is_current(materialized, session_emulator, emulator_cache):
+def test_a_second_materialize_reuses_every_chunk(materialized, session_emulator, emulator_cache):
     _out, home, version_dir, _ = materialized
-    before = {job: len(runs) for job, runs in runs_by_job(home).items()}
+    chunk_dir = version_dir / "synapse_chunks"
+    stamps = {p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.parquet")}
     again = run_cli(
         materialize_args(session_emulator, home, version_dir.parent.parent),
         clean_env(emulator_cache),
     )
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert {job: len(runs) for job, runs in runs_by_job(home).items()} == before
-    assert again.stdout.count("up to date, skipped") == 3
+    assert "(3 runs; chunks: 0 downloaded, 32 reused)" in again.stdout
+    latest = {p: m[-1] for p, m in chunk_materializations(home).items()}
+    assert all(m["reused"] for m in latest.values())
+    assert {p.name: p.stat().st_mtime_ns for p in chunk_dir.glob("*.parquet")} == stamps
 
 
-def test_planner_redoes_what_changed(materialized):
-    _, home, version_dir, _ = materialized
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert Planner(instance, "1300").stale_units_stage() == []
-        assert Planner(instance, "1300").stale_chunks() == []
-        assert not Planner(instance, "1300").rollup_stale()
-        other = {"ops": {"synapse_chunks": {"config": {"remove_autapses": True}}}}
-        assert Planner(instance, "1300", other).stale_chunks() == list(CHUNK_KEYS)
-        assert Planner(instance, "1300", other).stale_units_stage() == []
-        assert len(Planner(instance, "1300", force=True).stale_units_stage()) == 9
-        moved = version_dir / "synapse_chunks" / "07.parquet"
-        aside = moved.with_name("07.aside")
-        moved.rename(aside)
-        try:
-            assert Planner(instance, "1300").stale_chunks() == ["07"]
-        finally:
-            aside.rename(moved)
+def test_only_missing_truncated_or_changed_chunks_are_downloaded_again(
+    materialized, session_emulator, emulator_cache, tmp_path
+):
+    _out, home, version_dir, _ = materialized
+    data = version_dir.parent.parent
+    chunk_dir = version_dir / "synapse_chunks"
+    truncated = chunk_dir / "07.parquet"
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    (chunk_dir / "09.parquet").unlink()
+    again = run_cli(materialize_args(session_emulator, home, data), clean_env(emulator_cache))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "(3 runs; chunks: 2 downloaded, 30 reused)" in again.stdout
+    latest = {p: m[-1] for p, m in chunk_materializations(home).items()}
+    assert {p for p, m in latest.items() if not m["reused"]} == {"1300|07", "1300|09"}
+    units = read_frame(version_dir / "units.parquet")
+    expected = aggregated_truth(session_emulator, units)
+    assert_equals_truth(read_frame(version_dir / "synapses.parquet"), expected)
+
+    forced = run_cli(
+        materialize_args(session_emulator, home, data, "--force"), clean_env(emulator_cache)
+    )
+    assert "(3 runs; chunks: 32 downloaded, 0 reused)" in forced.stdout
+
+    config = tmp_path / "autapses.yaml"
+    config.write_text("ops:\n  synapse_chunks:\n    config:\n      remove_autapses: true\n")
+    other = run_cli(
+        materialize_args(session_emulator, home, data, "--config", str(config)),
+        clean_env(emulator_cache),
+    )
+    assert other.returncode == 0, other.stdout[-3000:] + other.stderr[-3000:]
+    assert "(3 runs; chunks: 32 downloaded, 0 reused)" in other.stdout
+    merged = read_frame(version_dir / "synapses.parquet")
+    assert merged.attrs["provenance"]["selection"]["remove_autapses"] is True
+    assert (merged["pre_pt_root_id"] != merged["post_pt_root_id"]).all()
 
 
 def test_versions_lists_current_expired_and_local(materialized, session_emulator, emulator_cache):
@@ -126,6 +151,17 @@ def test_versions_lists_current_expired_and_local(materialized, session_emulator
     assert "current" in lines["1718"] and lines["1718"].endswith("-")
 
 
+def assert_refused_before_any_run(out, home, *messages: str) -> None:
+    """Exit status 2, one message on stderr (no traceback), and nothing in the instance."""
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    for message in messages:
+        assert message in out.stderr
+    if (home / "dagster.yaml").exists():
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert instance.get_runs() == []
+
+
 @pytest.mark.parametrize(
     ("version", "message"),
     [("99999", "Available versions"), ("1078", "has expired")],
@@ -136,10 +172,8 @@ def test_an_unknown_or_expired_version_fails_before_any_run(
     args = materialize_args(session_emulator, tmp_path / "home", tmp_path / "data")
     args[args.index("1300")] = version
     out = run_cli(args, clean_env(emulator_cache))
-    assert out.returncode == 2
-    assert message in out.stderr
+    assert_refused_before_any_run(out, tmp_path / "home", message)
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
-        assert instance.get_runs() == []
         assert instance.get_dynamic_partitions("mat_version") == []
 
 
@@ -152,15 +186,41 @@ def test_a_malformed_run_config_is_refused(session_emulator, emulator_cache, tmp
     assert "must be a Dagster run config with only an `ops:` section" in out.stderr
 
 
-def test_an_invalid_op_config_fails_with_dagsters_message(
+@pytest.mark.parametrize(
+    ("config", "messages"),
+    [
+        (
+            "ops:\n  units_and_layers:\n    config:\n      functional: sometimes\n",
+            ["units_and_layers", "functional", "sometimes"],
+        ),
+        (
+            "ops:\n  synapse_chunks:\n    config:\n      pre:\n        layer: [L7]\n",
+            ["ops.synapse_chunks.config.pre", "unknown layer ['L7']", "L2/3"],
+        ),
+        (
+            "ops:\n  synapse_chunks:\n    config:\n      mode: everything\n",
+            ["synapse_chunks", "mode", "everything"],
+        ),
+        ("ops:\n  download_it_all:\n    config: {}\n", ["download_it_all"]),
+    ],
+)
+def test_a_bad_run_config_is_refused_before_any_run(
+    session_emulator, emulator_cache, tmp_path, config, messages
+):
+    path = tmp_path / "config.yaml"
+    path.write_text(config)
+    args = materialize_args(session_emulator, tmp_path / "home", tmp_path / "data")
+    out = run_cli([*args, "--config", str(path)], clean_env(emulator_cache))
+    assert_refused_before_any_run(out, tmp_path / "home", *messages)
+
+
+def test_a_malformed_versions_file_is_refused_before_any_run(
     session_emulator, emulator_cache, tmp_path
 ):
-    config = tmp_path / "config.yaml"
-    config.write_text("ops:\n  units_and_layers:\n    config:\n      functional: sometimes\n")
+    versions = tmp_path / "versions.yaml"
+    versions.write_text("versions:\n  1300:\n    tables: [not, a, mapping]\n")
+    env = {**clean_env(emulator_cache), "MICRONS_VERSIONS_FILE": str(versions)}
     args = materialize_args(session_emulator, tmp_path / "home", tmp_path / "data")
-    out = run_cli([*args, "--config", str(config)], clean_env(emulator_cache))
-    assert out.returncode == 1
-    failed = [line for line in out.stdout.splitlines() if line.startswith("FAILED")]
-    assert len(failed) == 1 and "(partition 1300)" in failed[0]
-    assert "sometimes" in failed[0] and "functional" in failed[0]
-    assert "synapse chunks" not in out.stderr  # nothing after the failed stage ran
+    out = run_cli(args, env)
+    assert_refused_before_any_run(out, tmp_path / "home", str(versions))
+    assert len(out.stderr.strip().splitlines()) <= 3  # one message, not a stack per step

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -15,11 +14,11 @@ from microns_assets.storage import read_frame
 from microns_assets_tests.materialize.cli_helpers import (
     aggregated_truth,
     assert_equals_truth,
+    chunk_materializations,
     clean_env,
     materialize_args,
-    materialized_chunks,
     run_cli,
-    runs_by_job,
+    runs_of,
 )
 
 
@@ -35,24 +34,18 @@ def wait_for_chunks(folder: UPath, count: int, child: subprocess.Popen, timeout:
 
 
 def rerun_and_check(
-    emulator, emulator_cache, home, data, done_before: set[str]
+    emulator, emulator_cache, home, data, files_before: set[str]
 ) -> subprocess.CompletedProcess:
-    """A second `materialize` runs exactly the missing chunks and yields the true table."""
-    runs_before = runs_by_job(home)
+    """A second `materialize` downloads exactly the missing chunks and yields the true table."""
+    runs_before = {r.run_id for r in runs_of(home)}
     out = run_cli(materialize_args(emulator, home, data), clean_env(emulator_cache))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    runs_after = runs_by_job(home)
-    assert len(runs_after["raw_tables_and_units"]) == len(runs_before["raw_tables_and_units"])
-    new = {r.run_id for r in runs_after["synapse_chunk_download"]} - {
-        r.run_id for r in runs_before["synapse_chunk_download"]
-    }
-    rerun = {
-        r.tags["dagster/partition"].split("|")[1]
-        for r in runs_after["synapse_chunk_download"]
-        if r.run_id in new
-    }
-    assert len(new) == len(rerun) == 32 - len(done_before)
-    assert not rerun & done_before
+    new_runs = [r for r in runs_of(home) if r.run_id not in runs_before]
+    assert len(new_runs) == 3
+    missing = 32 - len(files_before)
+    assert f"chunks: {missing} downloaded, {len(files_before)} reused" in out.stdout
+    latest = {p: m[-1] for p, m in chunk_materializations(home).items()}
+    assert {p[-2:] for p, m in latest.items() if m["reused"]} == files_before
     version_dir = UPath(data) / emulator.datastack / "v1300"
     units = read_frame(version_dir / "units.parquet")
     assert_equals_truth(
@@ -69,28 +62,30 @@ UNFINISHED = {
 
 
 def unfinished_runs(home) -> set[str]:
-    """Runs created and not finished (a worker killed between creating and starting one too)."""
-    runs = runs_by_job(home).values()
-    return {r.run_id for job in runs for r in job if r.status in UNFINISHED}
+    """Runs created and not finished."""
+    return {r.run_id for r in runs_of(home) if r.status in UNFINISHED}
+
+
+def chunk_files(folder: UPath) -> set[str]:
+    return {p.stem for p in folder.glob("[0-9][0-9].parquet")}
 
 
 def test_a_failure_midway_names_what_failed_and_a_rerun_finishes(
     session_emulator, emulator_cache, tmp_path
 ):
     home, data = tmp_path / "home", tmp_path / "data"
+    folder = UPath(data) / session_emulator.datastack / "v1300" / "synapse_chunks"
     server = session_emulator.server
     server.faults = Faults(latency_ms=10)
     child = subprocess.Popen(
-        materialize_args(session_emulator, home, data, "--jobs", "1"),
-        env=clean_env(emulator_cache),
+        materialize_args(session_emulator, home, data),
+        env={**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        wait_for_chunks(
-            UPath(data) / session_emulator.datastack / "v1300" / "synapse_chunks", 5, child
-        )
+        wait_for_chunks(folder, 5, child)
         server.token = "a-token-the-command-does-not-have"  # every later request: 401
         stdout, _ = child.communicate(timeout=300)
     finally:
@@ -98,15 +93,16 @@ def test_a_failure_midway_names_what_failed_and_a_rerun_finishes(
         server.token = None
         server.faults = Faults()
     assert child.returncode == 1
-    done = materialized_chunks(home)
+    done = chunk_files(folder)
     assert 5 <= len(done) < 32
-    failed_lines = [
-        line for line in stdout.splitlines() if line.startswith("FAILED synapse_chunks")
-    ]
-    assert len(failed_lines) == 32 - len(done)
-    assert all("(partition 1300|" in line and "token" in line.lower() for line in failed_lines)
+    for chunk in done:  # every file that looks complete is complete
+        assert read_frame(folder / f"{chunk}.parquet").attrs["provenance"]["chunk"] == chunk
+    failed = [line for line in stdout.splitlines() if line.startswith("FAILED synapse_chunks")]
+    assert len(failed) == 1
+    assert "(partition 1300|00..1300|31)" in failed[0] and "token" in failed[0].lower()
     assert "only what is missing runs" in stdout
-    assert "synapses_rollup" not in runs_by_job(home)  # no roll-up of an incomplete version
+    assert chunk_materializations(home) == {}  # a failed step reports no chunk as complete
+    assert len(runs_of(home)) == 2  # no roll-up of an incomplete version
     rerun_and_check(session_emulator, emulator_cache, home, data, done)
 
 
@@ -115,29 +111,53 @@ def test_a_killed_materialize_leaves_no_partial_chunk_and_resumes(
 ):
     home, data = tmp_path / "home", tmp_path / "data"
     folder = UPath(data) / session_emulator.datastack / "v1300" / "synapse_chunks"
+    session_emulator.server.faults = Faults(latency_ms=10)
     child = subprocess.Popen(
-        materialize_args(session_emulator, home, data, "--jobs", "2"),
-        env=clean_env(emulator_cache),
+        materialize_args(session_emulator, home, data),
+        env={**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: driver and workers die together
     )
     try:
         wait_for_chunks(folder, 6, child)
     finally:
-        os.killpg(child.pid, signal.SIGKILL)
+        child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
-    files = sorted(folder.glob("[0-9][0-9].parquet"))
+        session_emulator.server.faults = Faults()
+    files = chunk_files(folder)
     assert 6 <= len(files) < 32
-    for path in files:  # every file that looks complete is complete
-        assert read_frame(path).attrs["provenance"]["chunk"] == path.stem
-    done = materialized_chunks(home)
-    assert done <= {p.stem for p in files}
-    killed = unfinished_runs(home)  # runs of the killed workers: nothing will ever end them
-    out = rerun_and_check(session_emulator, emulator_cache, home, data, done)
+    for chunk in files:  # every file that looks complete is complete
+        assert read_frame(folder / f"{chunk}.parquet").attrs["provenance"]["chunk"] == chunk
+    killed = unfinished_runs(home)  # the chunk run: nothing in Dagster will ever end it
+    assert len(killed) == 1
+    out = rerun_and_check(session_emulator, emulator_cache, home, data, files)
     assert unfinished_runs(home) == set()
-    for job in runs_by_job(home).values():
-        for run in job:
-            assert (run.run_id in killed) == (run.status == dg.DagsterRunStatus.FAILURE), run
-    if killed:
-        assert f"Marked {len(killed)} run(s)" in out.stderr + out.stdout
+    for run in runs_of(home):
+        assert (run.run_id in killed) == (run.status == dg.DagsterRunStatus.FAILURE), run
+    assert "Marked 1 run(s)" in out.stdout
+
+
+def test_sigterm_ends_materialize_with_its_run_failed_not_running(
+    session_emulator, emulator_cache, tmp_path
+):
+    home, data = tmp_path / "home", tmp_path / "data"
+    folder = UPath(data) / session_emulator.datastack / "v1300" / "synapse_chunks"
+    session_emulator.server.faults = Faults(latency_ms=10)
+    child = subprocess.Popen(
+        materialize_args(session_emulator, home, data),
+        env={**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_chunks(folder, 3, child)
+        child.send_signal(signal.SIGTERM)
+        stdout, _ = child.communicate(timeout=120)
+    finally:
+        child.kill()
+        session_emulator.server.faults = Faults()
+    assert child.returncode in (1, 130)  # Dagster ends the interrupted run as failed
+    assert "only what is missing runs" in stdout
+    assert unfinished_runs(home) == set()
+    assert runs_of(home)[-1].status == dg.DagsterRunStatus.FAILURE
