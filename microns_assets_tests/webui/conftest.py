@@ -1,8 +1,9 @@
-"""A Dagster instance with version 1300 fully materialized, served by `dagster-webserver`.
+"""Version 1300 materialized the way a web UI user does it: "Materialize all", run by the daemon.
 
-Package-scoped: the whole graph is materialized once (raw tables and units, all 32 synapse
-chunks, the roll-up) into a real sqlite instance in a temp `DAGSTER_HOME`, then one webserver
-serves it for every test of this package and is stopped after them.
+Package-scoped: `dagster-webserver` and `dagster-daemon` start on an empty sqlite instance in a
+temp `DAGSTER_HOME`; the test sends the GraphQL `launchPartitionBackfill` the UI's "Materialize
+all" sends (every asset, partition 1300 of the roots) and waits for the daemon to finish the
+backfill; then every test of this package reads the result through the same webserver.
 """
 
 from __future__ import annotations
@@ -18,26 +19,45 @@ import dagster as dg
 import pytest
 
 from microns_assets.emulator import Emulator
-from microns_assets.materialize import materialize_version
-from microns_assets.settings import Settings
-from microns_assets_tests.webui.server import running_webserver
+from microns_assets_tests.webui import expected
+from microns_assets_tests.webui.server import graphql, running_daemon, running_webserver
 
 VERSION = "1300"
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-#: Memory-backed when there is one: Dagster's sqlite storage fsyncs every event, and on a busy
-#: disk that triples the time of the 34 runs (measured: ~0.3 s vs ~1 s per chunk run).
+#: Memory-backed when there is one: Dagster's sqlite storage fsyncs every event.
 TMPFS = Path("/dev/shm")
+#: The backfill daemon ticks every 30 s and a version takes three stages: a generous bound.
+BACKFILL_TIMEOUT_S = 420
+
+#: What the web UI sends for "Materialize all" with a partition chosen for the roots.
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on PartitionSetNotFoundError { message }
+    ... on UnauthorizedError { message }
+  } }
+"""
+BACKFILL_STATUS = """
+query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status } ... on PythonError { message } } }
+"""
+FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
 @dataclass(frozen=True)
 class Materialized:
-    """Where the materialized version lives, and how long materializing it took."""
+    """Where the materialized version lives, and how the backfill went."""
 
     home: Path
     data_dir: Path
     server: str
     datastack: str
     seconds: float
+    backfill_id: str
+    status: str
 
     @property
     def version_dir(self) -> Path:
@@ -53,44 +73,64 @@ class Webserver:
     materialized: Materialized
 
 
-def _materialize(instance: dg.DagsterInstance, emu: Emulator, data_dir: Path) -> None:
-    """Materialize version `VERSION` as `microns-assets materialize` does (same driver)."""
-    settings = Settings(server=emu.url, datastack=emu.datastack, data_dir=str(data_dir))
-    report = materialize_version(int(VERSION), instance=instance, settings=settings, jobs=2)
-    assert report.success, f"materialize failed: {report.failures}"
+def materialize_all(url: str, partition: str) -> str:
+    """Launch the backfill "Materialize all" launches; its id."""
+    params = {
+        "assetSelection": [{"path": key.split("/")} for key in expected.KEYS],
+        "partitionNames": [partition],
+        "fromFailure": False,
+        "tags": [],
+    }
+    result = graphql(url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    return result["backfillId"]
+
+
+def wait_for_backfill(url: str, backfill_id: str, timeout_s: float) -> str:
+    """Poll the backfill until it ends; its final status."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        data = graphql(url, BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        assert data["__typename"] == "PartitionBackfill", data
+        if data["status"] in FINISHED:
+            return data["status"]
+        time.sleep(1)
+    raise AssertionError(f"backfill {backfill_id} not finished after {timeout_s} s")
 
 
 @pytest.fixture(scope="package")
-def materialized(
+def webserver(
     session_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Materialized]:
-    """A persistent sqlite instance and data dir with version 1300 fully materialized."""
+) -> Iterator[Webserver]:
+    """Webserver and daemon on a new instance, version 1300 backfilled through the UI's API."""
     tmpfs = TMPFS if TMPFS.is_dir() and os.access(TMPFS, os.W_OK) else None
     data_dir = tmp_path_factory.mktemp("webui-data")
+    logs = tmp_path_factory.mktemp("webui-logs")
+    emu = session_emulator
     with tempfile.TemporaryDirectory(prefix="microns-webui-home-", dir=tmpfs) as home_dir:
         home = Path(home_dir)
         (home / "dagster.yaml").write_text(INSTANCE_YAML)
-        start = time.perf_counter()
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            _materialize(instance, session_emulator, data_dir)
-        seconds = time.perf_counter() - start
-        print(f"\nmaterialized v{VERSION} (units, 32 chunks, roll-up) in {seconds:.1f} s")
-        emu = session_emulator
-        yield Materialized(home, data_dir, emu.url, emu.datastack, seconds)
-
-
-@pytest.fixture(scope="package")
-def webserver(materialized: Materialized, tmp_path_factory) -> Iterator[Webserver]:
-    """`dagster-webserver` on the repo's workspace.yaml, serving the materialized instance."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRONS_", "DAGSTER_"))}
-    env.update(
-        DAGSTER_HOME=str(materialized.home),
-        MICRONS_CAVE_SERVER=materialized.server,
-        MICRONS_DATASTACK=materialized.datastack,
-        MICRONS_DATA_DIR=str(materialized.data_dir),
-    )
-    log = tmp_path_factory.mktemp("webui-logs") / "dagster-webserver.log"
-    start = time.perf_counter()
-    with running_webserver(env, log) as url:
-        print(f"\ndagster-webserver ready at {url} in {time.perf_counter() - start:.1f} s")
-        yield Webserver(url, materialized)
+            instance.add_dynamic_partitions("mat_version", [VERSION])
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRONS_", "DAGSTER_"))}
+        env.update(
+            DAGSTER_HOME=str(home),
+            MICRONS_CAVE_SERVER=emu.url,
+            MICRONS_DATASTACK=emu.datastack,
+            MICRONS_DATA_DIR=str(data_dir),
+        )
+        with (
+            running_webserver(env, logs / "dagster-webserver.log") as url,
+            running_daemon(env, logs / "dagster-daemon.log"),
+        ):
+            start = time.perf_counter()
+            backfill_id = materialize_all(url, VERSION)
+            status = wait_for_backfill(url, backfill_id, BACKFILL_TIMEOUT_S)
+            seconds = time.perf_counter() - start
+            print(
+                f"\n'Materialize all' of v{VERSION} through the daemon: {status} in {seconds:.1f} s"
+            )
+            done = Materialized(
+                home, data_dir, emu.url, emu.datastack, seconds, backfill_id, status
+            )
+            yield Webserver(url, done)

@@ -1,8 +1,9 @@
-"""Start `dagster-webserver` for the repo's workspace on a free loopback port, wait, stop it.
+"""Start `dagster-webserver` (and `dagster-daemon`) for the repo's workspace, wait, stop them.
 
-Test plumbing only: a subprocess in its own session (so it and the code server it spawns are
-stopped together), logs to a file, readiness = `/server_info` answers and the code location
-has loaded (a load error fails at once with the error and the server's log).
+Test plumbing only: each a subprocess in its own session (so it and the code server it spawns
+are stopped together), logs to a file. The webserver is ready when `/server_info` answers and
+the code location has loaded (a load error fails at once with the error and the server's log);
+the daemon when its backfill daemon has sent a heartbeat to the instance.
 """
 
 from __future__ import annotations
@@ -121,5 +122,34 @@ def running_webserver(env: Mapping[str, str], log: Path, timeout_s: float = 120)
             tail = log.read_text(errors="replace")[-6000:]
             raise WebserverError(f"{err}\n--- dagster-webserver log ({log}) ---\n{tail}") from err
         yield url
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def running_daemon(env: Mapping[str, str], log: Path, timeout_s: float = 120) -> Iterator[None]:
+    """`dagster-daemon run` on `workspace.yaml` with `env`, until its backfill daemon beats."""
+    import dagster as dg
+
+    exe = Path(sys.executable).parent / "dagster-daemon"
+    command = [str(exe), "run", "-w", str(WORKSPACE)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout_s
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            while "BACKFILL" not in instance.get_daemon_heartbeats():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace")[-6000:]
+                    raise WebserverError(f"dagster-daemon did not start\n--- log ---\n{tail}")
+                time.sleep(0.5)
+        yield
     finally:
         _stop(proc)

@@ -42,7 +42,14 @@ query ($key: AssetKeyInput!, $partitions: [String!], $limit: Int) {
 CHECK_EXECUTIONS = """
 query ($key: AssetKeyInput!, $check: String!) {
   assetCheckExecutions(assetKey: $key, checkName: $check, limit: 500) {
-    status evaluation { success } run { tags { key value } } } }
+    status partition
+    evaluation { success targetMaterialization { runId storageId } }
+    run { tags { key value } } } }
+"""
+BACKFILL_RUNS = """
+query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status runs(limit: 100) { runId status tags { key value }
+    assetSelection { path } } } } }
 """
 
 RESOURCES = """
@@ -117,13 +124,41 @@ def partitions_of_1300(key: str) -> set[str]:
     }
 
 
+def test_materialize_all_is_a_handful_of_runs_and_gives_the_true_synapses(
+    webserver, session_emulator
+):
+    """The UI's "Materialize all" for 1300, run by the daemon: completed, at most 4 runs."""
+    done = webserver.materialized
+    assert done.status == "COMPLETED_SUCCESS"
+    data = graphql(webserver.url, BACKFILL_RUNS, {"id": done.backfill_id})
+    runs = data["partitionBackfillOrError"]["runs"]
+    assert 3 <= len(runs) <= 4 and all(r["status"] == "SUCCESS" for r in runs), runs
+    chunk_runs = [r for r in runs if {"path": ["synapse_chunks"]} in r["assetSelection"]]
+    [chunk_run] = chunk_runs  # every chunk of the version in one partition-range run
+    tags = {t["key"]: t["value"] for t in chunk_run["tags"]}
+    assert tags["dagster/asset_partition_range_start"] == "1300|00"
+    assert tags["dagster/asset_partition_range_end"] == "1300|31"
+    events = materializations(webserver.url, "synapse_chunks", limit=1000)
+    assert sorted(e["partition"] for e in events) == sorted(partitions_of_1300("synapse_chunks"))
+    merged = pq.read_table(done.version_dir / "synapses.parquet").to_pandas()
+    units = pq.read_table(done.version_dir / "units.parquet").to_pandas()
+    roots = units["pt_root_id"].to_numpy(np.int64)
+    truth = session_emulator.ground_truth(1300, "synapses_pni_2")
+    truth = truth[truth["pre_pt_root_id"].isin(roots) & truth["post_pt_root_id"].isin(roots)]
+    expected_pairs = truth.groupby(["pre_pt_root_id", "post_pt_root_id"])["size"].agg(
+        ["sum", "count"]
+    )
+    assert len(merged) == len(expected_pairs) > 10_000
+    assert merged["n_synapses"].sum() == len(truth)
+    assert merged["size"].sum() == expected_pairs["sum"].sum()
+    assert merged["pre_pt_root_id"].tolist() == expected_pairs.index.get_level_values(0).tolist()
+
+
 def test_every_check_passed_on_every_partition_it_checks(webserver, nodes):
     """Each check's latest execution per partition succeeded, for every partition of 1300.
 
-    Our checks are not partitioned themselves, so an execution's partition is its run's.
-    Read per partition, not through `executionForLatestMaterialization`: with chunk runs in
-    parallel, the asset's latest materialization (any partition) and the check's latest
-    execution (any partition) can come from different runs, and the UI then shows none.
+    The chunk checks are partitioned: each chunk partition has its own execution, tied to that
+    partition's materialization; the other checks' executions take their run's partition.
     """
     for key, node in nodes.items():
         for name in (c["name"] for c in node["assetChecksOrError"]["checks"]):
@@ -132,11 +167,13 @@ def test_every_check_passed_on_every_partition_it_checks(webserver, nodes):
             latest = {}
             for execution in executions["assetCheckExecutions"]:  # newest first
                 tags = {t["key"]: t["value"] for t in execution["run"]["tags"]}
-                latest.setdefault(tags.get("dagster/partition"), execution)
+                partition = execution["partition"] or tags.get("dagster/partition")
+                latest.setdefault(partition, execution)
             assert set(latest) == partitions_of_1300(key), (key, name)
             for partition, execution in latest.items():
                 assert execution["status"] == "SUCCEEDED", (key, name, partition, execution)
                 assert execution["evaluation"]["success"], (key, name, partition)
+                assert execution["evaluation"]["targetMaterialization"], (key, name, partition)
 
 
 def test_code_location_resources_point_at_the_emulator_and_data_dir(webserver):
