@@ -34,11 +34,21 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 CHUNKS = dg.AssetKey("synapse_chunks")
 
 
+@dataclass(frozen=True)
+class RunTime:
+    """How long one run took: wall time, and CPU time of this process (all its threads)."""
+
+    stage: str
+    seconds: float
+    cpu_seconds: float
+
+
 @dataclass
 class Report:
     """What a `materialize_version` call ran and how it ended."""
 
     run_ids: list[str] = field(default_factory=list)
+    times: list[RunTime] = field(default_factory=list)
     failures: list[StepFailure] = field(default_factory=list)
     chunks: dict[str, str] = field(default_factory=dict)  # partition -> downloaded/reused/failed
     seconds: float = 0.0
@@ -101,6 +111,7 @@ def materialize_version(
                 bar = tqdm(total=total, desc=f"v{key} synapse chunks", unit="chunk", file=out)
             follower = RunFollower(instance, bar)
             run_id = make_new_run_id()
+            clock, cpu = time.perf_counter(), time.process_time()
             try:
                 with following(follower, run_id):
                     job.execute_in_process(
@@ -117,6 +128,9 @@ def materialize_version(
             finally:
                 if bar is not None:
                     bar.close()
+            report.times.append(
+                RunTime(name, time.perf_counter() - clock, time.process_time() - cpu)
+            )
             report.run_ids.append(run_id)
             report.chunks.update(follower.chunks)
             report.failures += run_failures(instance, run_id)

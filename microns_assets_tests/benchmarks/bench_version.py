@@ -1,0 +1,136 @@
+"""Benchmark the whole job of one version: `materialize` against microns-combiner 0.4.0's loop.
+
+Run: `python microns_assets_tests/benchmarks/bench_version.py [--scale 30000] [--latency-ms 50]
+[--synapses-per-cell 140] [--peer-python ~/peer-venv/bin/python] [--row-cap 200000]`.
+
+Starts one `microns-assets emulator` process (so its CPU is not ours) and warms it (its first
+synapse query of a version builds the server's index), then, against that same process:
+1. our job: `materialize_version` of v1300 in this process, into a fresh instance and data dir
+   (three runs: raw tables + units, all chunks, roll-up), with wall and CPU time per run;
+2. the peer's job (`../shared/peer/peer_job.py`: download the tables, `process_nucleus_data`,
+   `download_synapse_data` between all units, merge), in its own virtualenv:
+   `python3 -m venv ~/peer-venv && ~/peer-venv/bin/pip install microns-combiner==0.4.0`.
+Prints both times, the speed-up, our CPU share of the chunk stage, the pairs each job stored,
+and how many queries the server capped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from microns_assets.commands.dev import start_emulator
+from microns_assets.emulator import DATASTACK
+
+VERSION = 1300
+PEER_JOB = Path(__file__).resolve().parents[3] / "shared" / "peer" / "peer_job.py"
+DEFAULT_PEER = Path.home() / "peer-venv" / "bin" / "python"
+
+
+def warm(url: str) -> float:
+    """One small synapse query and count of v1300, so the server has built its index."""
+    from microns_assets.cave import CaveConnection, CaveSettings
+
+    start = time.perf_counter()
+    conn = CaveConnection(CaveSettings(DATASTACK, url))
+    table = conn.datastack_info()["synapse_table"]
+    nucleus = conn.query(VERSION, "nucleus_detection_v0", limit=10).frame
+    roots = [int(r) for r in nucleus["pt_root_id"] if r]
+    conn.query(VERSION, table, filter_in={"post_pt_root_id": roots})
+    conn.count_rows(VERSION, table, filter_in={"post_pt_root_id": roots})
+    return time.perf_counter() - start
+
+
+def ours(url: str, work: Path, in_flight: int):
+    """Our whole job in this process; the report and the rows of the merged table."""
+    os.environ.update(
+        MICRONS_CAVE_SERVER=url,
+        MICRONS_DATASTACK=DATASTACK,
+        MICRONS_DATA_DIR=str(work / "data"),
+        MICRONS_CAVE_IN_FLIGHT=str(in_flight),
+    )
+    from microns_assets.definitions import defs
+    from microns_assets.materialize import materialize_version
+    from microns_assets.storage import read_frame
+
+    (work / "home").mkdir()
+    (work / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(work / "home")) as instance:
+        report = materialize_version(VERSION, instance=instance, defs=defs, out=sys.stderr)
+    merged = read_frame(work / "data" / DATASTACK / f"v{VERSION}" / "synapses.parquet")
+    return report, len(merged), int(merged["n_synapses"].sum())
+
+
+def peer(python: Path, url: str, work: Path) -> tuple[float, int]:
+    """The peer's job in its own process: (seconds, pairs stored)."""
+    out = subprocess.run(
+        [str(python), str(PEER_JOB), url, DATASTACK],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"peer job ([\d.]+) seconds (\d+)", out.stdout)
+    if found is None:
+        raise RuntimeError(f"unexpected peer output: {out.stdout[-500:]} {out.stderr[-2000:]}")
+    return float(found[1]), int(found[2])
+
+
+def main() -> None:
+    """Run both jobs against one emulator and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", default="30000")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--synapses-per-cell", type=int, default=140)
+    parser.add_argument("--row-cap", type=int, default=200_000)
+    parser.add_argument("--in-flight", type=int, default=4, help="MICRONS_CAVE_IN_FLIGHT")
+    parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER)
+    parser.add_argument("--no-peer", action="store_true")
+    args = parser.parse_args()
+    flags = [
+        "--scale", args.scale, "--latency-ms", str(args.latency_ms),
+        "--synapses-per-cell", str(args.synapses_per_cell), "--row-cap", str(args.row_cap),
+    ]  # fmt: skip
+    print(f"emulator {' '.join(flags)}", flush=True)
+    start = time.perf_counter()
+    emulator, url = start_emulator(flags)
+    try:
+        print(f"emulator ready in {time.perf_counter() - start:.1f} s, warmed in {warm(url):.1f} s")
+        with tempfile.TemporaryDirectory(prefix="bench-version-") as tmp:
+            work = Path(tmp)
+            report, pairs, synapses = ours(url, work, args.in_flight)
+            if not report.success:
+                raise SystemExit(f"our job failed: {report.failures}")
+            peer_s = peer_pairs = None
+            if not args.no_peer:
+                (work / "peer").mkdir()
+                peer_s, peer_pairs = peer(args.peer_python, url, work / "peer")
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=60)
+    print(f"\nours: {report.seconds:.1f} s for {len(report.run_ids)} runs")
+    for run in report.times:
+        share = run.cpu_seconds / run.seconds if run.seconds else 0.0
+        print(
+            f"  {run.stage:<40} {run.seconds:6.1f} s wall, {run.cpu_seconds:6.1f} s CPU "
+            f"({share:.0%} of wall)"
+        )
+    print(f"  stored {pairs:,} pairs ({synapses:,} synapses)")
+    if peer_s is not None:
+        print(f"peer: {peer_s:.1f} s, stored {peer_pairs:,} pairs")
+        print(f"speed-up: {peer_s / report.seconds:.2f}x")
+        if peer_pairs < pairs:
+            lost = pairs - peer_pairs
+            print(f"the peer silently lost {lost:,} of {pairs:,} pairs ({lost / pairs:.1%})")
+
+
+if __name__ == "__main__":
+    main()
