@@ -178,6 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        self._leave()  # before the body: the client cannot send its next request earlier
         if drop and len(body) > 1:
             self.server.stats.count_fault()
             self.wfile.write(body[: len(body) // 2])
@@ -211,9 +212,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         self.server.stats.enter()
+        self._in_flight = True
         try:
             self._answer(method)
         finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        """This request is no longer in flight (once, however the answer ends)."""
+        if self._in_flight:
+            self._in_flight = False
             self.server.stats.leave()
 
     def _answer(self, method: str) -> None:

@@ -239,9 +239,7 @@ def synapse_chunks(
         _run_version(chunks, config, cave, keys, sel)
     failed = chunks.failed()
     if failed:
-        for label, outcome in chunks.outcomes.items():
-            for result in outcome.results:
-                context.log_event(checks.chunk_evaluation(result, label))
+        _log_checks(context, chunks, targets={})
         raise dg.Failure(
             f"chunk(s) {failed} failed a blocking check and were not stored (see their check "
             "results); the other chunks were stored and are reused when you run again.",
@@ -250,7 +248,13 @@ def synapse_chunks(
     for label, outcome in chunks.outcomes.items():
         context.add_asset_metadata(outcome.metadata, partition_key=label)
     yield dg.MaterializeResult(asset_key=checks.CHUNKS)
-    targets = _materializations(context, list(chunks.outcomes))
+    _log_checks(context, chunks, targets=_materializations(context, list(chunks.outcomes)))
+
+
+def _log_checks(
+    context: dg.AssetExecutionContext, chunks: _Chunks, targets: dict[str, dg.EventLogRecord]
+) -> None:
+    """Each selected check's evaluation of each chunk partition (against its materialization)."""
     selected = context.selected_asset_check_keys
     for label, outcome in chunks.outcomes.items():
         for result in outcome.results:
@@ -266,4 +270,4 @@ def _materializations(
         dg.AssetRecordsFilter(asset_key=checks.CHUNKS, asset_partitions=partitions),
         limit=len(partitions),
     ).records
-    return {r.partition_key: r for r in records if r.run_id == context.run_id}
+    return {r.partition_key: r for r in records if r.run_id == context.run.run_id}

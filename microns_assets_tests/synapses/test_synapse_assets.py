@@ -10,22 +10,24 @@ import pytest
 from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.processing.chunks import CHUNK_KEYS
+from microns_assets.resources import CaveResource
 from microns_assets.storage import read_frame
 from microns_assets_tests.conftest import failure_messages
 from microns_assets_tests.synapses.conftest import ALL, CAP
 
 
-def run(workspace, asset: str, key, config: dict | None = None):
-    instance, resources, _ = workspace
+def run(workspace, asset: str, key, config: dict | None = None, resources=None, tags=None):
+    instance, default_resources, _ = workspace
     run_config = {"ops": {asset: {"config": config}}} if config is not None else None
     return dg.materialize(
         ALL,
         selection=dg.AssetSelection.assets(asset),
         partition_key=key,
-        resources=resources,
+        resources=resources or default_resources,
         instance=instance,
         run_config=run_config,
         raise_on_error=False,
+        tags=tags,
     )
 
 
@@ -33,10 +35,17 @@ def chunk_key(chunk: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({VERSION_DIM: "1300", "synapse_chunk": chunk})
 
 
-def download_all(workspace, config: dict) -> list:
-    results = [run(workspace, "synapse_chunks", chunk_key(c), config) for c in CHUNK_KEYS]
-    assert all(r.success for r in results)
-    return results
+#: A run over every chunk partition of 1300, as a backfill (or `materialize`) makes it.
+ALL_CHUNKS = {
+    "dagster/asset_partition_range_start": "1300|00",
+    "dagster/asset_partition_range_end": "1300|31",
+}
+
+
+def download_all(workspace, config: dict, resources=None) -> list:
+    result = run(workspace, "synapse_chunks", None, config, resources, ALL_CHUNKS)
+    assert result.success, failure_messages(result)
+    return [result]
 
 
 def truth(emulator, pre: np.ndarray, post: np.ndarray) -> pd.DataFrame:
@@ -131,3 +140,83 @@ def test_rollup_refuses_mixed_selections_and_names_missing_chunks(workspace):
     result = run(workspace, "synapses", "1300")
     assert not result.success
     assert "['07']" in failure_messages(result)
+
+
+def test_one_run_stores_every_chunk_with_its_own_metadata_and_checks(workspace, emulator):
+    emulator.server.stats.reset()  # not the workspace's own downloads
+    emulator.server.faults = Faults(latency_ms=15)
+    _, resources, version_dir = workspace
+    cave = resources["cave"]
+    three = CaveResource(
+        datastack=cave.datastack,
+        server_address=cave.server_address,
+        row_cap=cave.row_cap,
+        backoff_factor_s=cave.backoff_factor_s,
+        max_in_flight=3,
+    )
+    slow = {**resources, "cave": three}
+    [result] = download_all(workspace, {"remove_autapses": True}, slow)
+    assert emulator.server.stats.max_in_flight == 3  # concurrent, never above the setting
+    events = [e.materialization for e in result.get_asset_materialization_events()]
+    assert sorted(e.partition for e in events) == [f"1300|{c}" for c in CHUNK_KEYS]
+    for event in events:
+        chunk = event.partition[-2:]
+        stored = read_frame(version_dir / "synapse_chunks" / f"{chunk}.parquet")
+        assert event.metadata["path"].value.endswith(f"{chunk}.parquet")
+        assert event.metadata["dagster/row_count"].value == len(stored)
+        assert event.metadata["reused"].value is False
+        assert stored.attrs["provenance"]["chunk"] == chunk
+    evaluations = result.get_asset_check_evaluations()
+    by_check: dict[str, set[str]] = {}
+    for evaluation in evaluations:
+        assert evaluation.passed and evaluation.target_materialization_data is not None
+        by_check.setdefault(evaluation.check_name, set()).add(evaluation.partition)
+    partitions = {e.partition for e in events}
+    assert by_check == dict.fromkeys(
+        ("no_duplicates", "within_selection", "matches_server_count"), partitions
+    )
+
+
+def test_complete_chunks_are_reused_and_broken_ones_downloaded_again(workspace, emulator):
+    _, _, version_dir = workspace
+    download_all(workspace, {})
+    folder = version_dir / "synapse_chunks"
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.parquet")}
+    emulator.server.stats.reset()
+    [again] = download_all(workspace, {})
+    assert emulator.server.stats.queries == 0  # nothing downloaded
+    events = [e.materialization for e in again.get_asset_materialization_events()]
+    assert len(events) == 32 and all(e.metadata["reused"].value for e in events)
+    assert all(e.passed for e in again.get_asset_check_evaluations())  # checked again on reuse
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.parquet")} == stamps
+
+    truncated = folder / "03.parquet"
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    (folder / "11.parquet").unlink()
+    [third] = download_all(workspace, {})
+    redone = {
+        e.materialization.partition
+        for e in third.get_asset_materialization_events()
+        if not e.materialization.metadata["reused"].value
+    }
+    assert redone == {"1300|03", "1300|11"}
+    [forced] = download_all(workspace, {"force": True})
+    assert not any(
+        e.materialization.metadata["reused"].value
+        for e in forced.get_asset_materialization_events()
+    )
+
+
+def test_a_failed_chunk_run_reports_nothing_and_the_rollup_waits(workspace, emulator):
+    _, _, version_dir = workspace
+    download_all(workspace, {})
+    (version_dir / "synapse_chunks" / "13.parquet").unlink()
+    emulator.server.faults = Faults(lose_rate=0.01, seed=5)  # every answer loses rows, silently
+    result = run(workspace, "synapse_chunks", None, {}, tags=ALL_CHUNKS)
+    assert not result.success
+    assert "Nothing was stored" in failure_messages(result)
+    assert result.get_asset_materialization_events() == []  # no chunk reported complete
+    emulator.server.faults = Faults()
+    rollup = run(workspace, "synapses", "1300")
+    assert not rollup.success
+    assert "['13']" in failure_messages(rollup)
