@@ -15,7 +15,7 @@ from upath import UPath
 
 import microns_assets
 from microns_assets.notebook import ASSETS
-from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
+from microns_assets.partitions import VERSION_DIM
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
@@ -47,7 +47,7 @@ def workspace(session_emulator, tmp_path_factory):
             "io_manager": ParquetIOManager(data_dir=data, datastack=session_emulator.datastack),
         }
 
-        def run(selection: dg.AssetSelection, key, config: dict | None = None):
+        def run(selection: dg.AssetSelection, key, config: dict | None = None, tags=None):
             result = dg.materialize(
                 ALL,
                 selection=selection,
@@ -55,14 +55,17 @@ def workspace(session_emulator, tmp_path_factory):
                 resources=resources,
                 instance=instance,
                 run_config={"ops": {"synapse_chunks": {"config": config}}} if config else None,
+                tags=tags,
             )
             assert result.success
             return _paths(result)
 
         paths = run(dg.AssetSelection.groups("cave_raw", "units"), "1300")
-        for chunk in CHUNK_KEYS:
-            key = dg.MultiPartitionKey({VERSION_DIM: "1300", CHUNK_DIM: chunk})
-            run(dg.AssetSelection.assets("synapse_chunks"), key, {"post": POST})
+        every_chunk = {
+            "dagster/asset_partition_range_start": f"1300|{CHUNK_KEYS[0]}",
+            "dagster/asset_partition_range_end": f"1300|{CHUNK_KEYS[-1]}",
+        }
+        run(dg.AssetSelection.assets("synapse_chunks"), None, {"post": POST}, every_chunk)
         paths.update(run(dg.AssetSelection.assets("synapses"), "1300"))
         yield data, paths
 

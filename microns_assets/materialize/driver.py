@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -66,13 +67,13 @@ def run_config_for(defs: dg.Definitions, request: dg.RunRequest, run_config: dic
     return {**QUIET, **({"ops": wanted} if wanted else {})}
 
 
-def chunk_count(request: dg.RunRequest, instance: dg.DagsterInstance) -> int:
-    """How many chunk partitions a chunk run covers (its partition range)."""
-    start = request.tags.get("dagster/asset_partition_range_start")
+def chunk_count(tags: Mapping[str, str], instance: dg.DagsterInstance) -> int:
+    """How many chunk partitions a chunk run covers (its partition range), from its tags."""
+    start = tags.get("dagster/asset_partition_range_start")
     if start is None:
         return 1
     keys = version_chunk.get_partition_keys_in_range(
-        dg.PartitionKeyRange(start, request.tags["dagster/asset_partition_range_end"]),
+        dg.PartitionKeyRange(start, tags["dagster/asset_partition_range_end"]),
         dynamic_partitions_store=instance,
     )
     return len(keys)
@@ -107,7 +108,7 @@ def materialize_version(
             chunked = CHUNKS in request.asset_selection
             bar = None
             if chunked:
-                total = chunk_count(request, instance)
+                total = chunk_count(request.tags, instance)
                 bar = tqdm(total=total, desc=f"v{key} synapse chunks", unit="chunk", file=out)
             follower = RunFollower(instance, bar)
             run_id = make_new_run_id()

@@ -19,7 +19,7 @@ from dagster._core.utils import make_new_backfill_id
 from tqdm import tqdm
 
 from microns_assets.materialize.dead_workers import DRIVER_TAG
-from microns_assets.materialize.driver import Report
+from microns_assets.materialize.driver import Report, chunk_count
 from microns_assets.materialize.follow import RunFollower, StepFailure, run_failures
 from microns_assets.materialize.stages import all_asset_keys
 from microns_assets.partitions import VERSION_DIM
@@ -92,6 +92,9 @@ def submit_version(
                 if run.run_id not in report.run_ids:
                     report.run_ids.append(run.run_id)
                     bar.write(f"  run {run.run_id[:8]}: {', '.join(_assets(run))}")
+                    if "dagster/asset_partition_range_start" in run.tags:
+                        bar.total = chunk_count(run.tags, instance)
+                        bar.refresh()
                 follower.poll(run.run_id)
             if status in _DONE and all(r.is_finished for r in runs):
                 break

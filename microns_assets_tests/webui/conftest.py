@@ -3,12 +3,16 @@
 Package-scoped: `dagster-webserver` and `dagster-daemon` start on an empty sqlite instance in a
 temp `DAGSTER_HOME`; the test sends the GraphQL `launchPartitionBackfill` the UI's "Materialize
 all" sends (every asset, partition 1300 of the roots) and waits for the daemon to finish the
-backfill; then every test of this package reads the result through the same webserver.
+backfill; then every test of this package reads the result through the same webserver. Meanwhile
+`microns-assets materialize --submit` hands version 1718 to the same daemon as a backfill of its
+own and follows it (the daemon's 30 s ticks serve both at once; `test_submit.py` checks it).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +27,7 @@ from microns_assets_tests.webui import expected
 from microns_assets_tests.webui.server import graphql, running_daemon, running_webserver
 
 VERSION = "1300"
+SUBMITTED = "1718"  # the version `materialize --submit` hands to the daemon
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 #: Memory-backed when there is one: Dagster's sqlite storage fsyncs every event.
 TMPFS = Path("/dev/shm")
@@ -58,6 +63,7 @@ class Materialized:
     seconds: float
     backfill_id: str
     status: str
+    submitted: subprocess.CompletedProcess
 
     @property
     def version_dir(self) -> Path:
@@ -98,9 +104,23 @@ def wait_for_backfill(url: str, backfill_id: str, timeout_s: float) -> str:
     raise AssertionError(f"backfill {backfill_id} not finished after {timeout_s} s")
 
 
+def start_submit(
+    env: dict[str, str], home: Path, data_dir: Path, emu: Emulator
+) -> subprocess.Popen:
+    """`microns-assets materialize --submit` of `SUBMITTED`, in the background."""
+    args = [
+        sys.executable, "-m", "microns_assets.cli", "materialize", "--version", SUBMITTED,
+        "--submit", "--server", emu.url, "--datastack", emu.datastack,
+        "--data-dir", str(data_dir), "--dagster-home", str(home),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 @pytest.fixture(scope="package")
 def webserver(
-    session_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory
+    session_emulator: Emulator, emulator_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Webserver]:
     """Webserver and daemon on a new instance, version 1300 backfilled through the UI's API."""
     tmpfs = TMPFS if TMPFS.is_dir() and os.access(TMPFS, os.W_OK) else None
@@ -125,12 +145,21 @@ def webserver(
         ):
             start = time.perf_counter()
             backfill_id = materialize_all(url, VERSION)
-            status = wait_for_backfill(url, backfill_id, BACKFILL_TIMEOUT_S)
-            seconds = time.perf_counter() - start
+            cli_env = {**env, "MICRONS_EMULATOR_CACHE": str(emulator_cache)}
+            for name in ("MICRONS_CAVE_SERVER", "MICRONS_DATASTACK", "MICRONS_DATA_DIR"):
+                cli_env.pop(name)  # the command gets them as flags, as a user gives them
+            submit = start_submit(cli_env, home, data_dir, emu)
+            try:
+                status = wait_for_backfill(url, backfill_id, BACKFILL_TIMEOUT_S)
+                seconds = time.perf_counter() - start
+                stdout, stderr = submit.communicate(timeout=BACKFILL_TIMEOUT_S)
+            finally:
+                submit.kill()
             print(
                 f"\n'Materialize all' of v{VERSION} through the daemon: {status} in {seconds:.1f} s"
             )
+            submitted = subprocess.CompletedProcess(submit.args, submit.returncode, stdout, stderr)
             done = Materialized(
-                home, data_dir, emu.url, emu.datastack, seconds, backfill_id, status
+                home, data_dir, emu.url, emu.datastack, seconds, backfill_id, status, submitted
             )
             yield Webserver(url, done)
