@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -14,6 +15,18 @@ from microns_assets.emulator import Emulator, Faults
 
 #: Fast retries for tests: same code paths, shorter sleeps.
 FAST_HTTP = HttpPolicy(connect_timeout_s=5, read_timeout_s=60, retries=6, backoff_factor_s=0.01)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each test module on one xdist worker, and the whole web UI package on one.
+
+    Their module- and package-scoped fixtures (a materialized workspace, a webserver with a
+    daemon and a finished backfill) are then built once, not once per worker.
+    """
+    for item in items:
+        path = item.path.relative_to(Path(__file__).parent)
+        group = "webui" if path.parts[0] == "webui" else str(path)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

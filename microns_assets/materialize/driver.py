@@ -27,8 +27,8 @@ from microns_assets.materialize.dead_workers import (
     fail_runs_of_dead_workers,
 )
 from microns_assets.materialize.follow import RunFollower, StepFailure, following, run_failures
-from microns_assets.materialize.stages import STAGE_NAMES, version_stages
-from microns_assets.partitions import VERSION_DIM, version_chunk
+from microns_assets.materialize.stages import STAGE_NAMES, add_version, version_stages
+from microns_assets.partitions import version_chunk
 
 #: The console log level of in-process runs; the full event log is in the instance (web UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -89,7 +89,6 @@ def materialize_version(
 ) -> Report:
     """Materialize every asset of `version`; see the module docstring."""
     start = time.perf_counter()
-    key = str(int(version))
     report = Report()
     dead = fail_runs_of_dead_workers(instance)
     if dead:
@@ -98,8 +97,7 @@ def materialize_version(
             "as failed.",
             file=out,
         )
-    if not instance.has_dynamic_partition(VERSION_DIM, key):
-        instance.add_dynamic_partitions(VERSION_DIM, [key])
+    key = add_version(instance, version)
     job = defs.resolve_implicit_global_asset_job_def()
     tags = {DRIVER_TAG: DRIVER, WORKER_TAG: WorkerId.this_process().tag()}
     for name, requests in zip(STAGE_NAMES, version_stages(defs, instance, key), strict=True):

@@ -19,6 +19,8 @@ from dagster._core.definitions.automation_tick_evaluation_context import (
 )
 from dagster._core.execution.asset_backfill import AssetBackfillData
 
+from microns_assets.partitions import mat_version
+
 #: Assets per stage, in order; a stage starts when the one before it succeeded.
 STAGES: tuple[tuple[str, ...], ...] = (
     (
@@ -36,6 +38,14 @@ STAGES: tuple[tuple[str, ...], ...] = (
     ("synapses",),
 )
 STAGE_NAMES = ("raw tables, units and layer segments", "synapse chunks", "synapses roll-up")
+
+
+def add_version(instance: dg.DagsterInstance, version: int) -> str:
+    """Make `version` a `mat_version` partition (if it is not yet); its partition key."""
+    key = str(int(version))
+    if not instance.has_dynamic_partition(mat_version.name, key):
+        instance.add_dynamic_partitions(mat_version.name, [key])
+    return key
 
 
 def all_asset_keys() -> list[dg.AssetKey]:

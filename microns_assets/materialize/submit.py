@@ -21,8 +21,7 @@ from tqdm import tqdm
 from microns_assets.materialize.dead_workers import DRIVER_TAG
 from microns_assets.materialize.driver import Report, chunk_count
 from microns_assets.materialize.follow import RunFollower, StepFailure, run_failures
-from microns_assets.materialize.stages import all_asset_keys
-from microns_assets.partitions import VERSION_DIM
+from microns_assets.materialize.stages import add_version, all_asset_keys
 
 #: How recent the backfill daemon's heartbeat must be for a submission to be picked up.
 HEARTBEAT_S = 120.0
@@ -62,9 +61,7 @@ def submit_version(
     """Submit the version's backfill and follow it until it ends; see the module docstring."""
     _check_daemon(instance)
     start = time.perf_counter()
-    key = str(int(version))
-    if not instance.has_dynamic_partition(VERSION_DIM, key):
-        instance.add_dynamic_partitions(VERSION_DIM, [key])
+    key = add_version(instance, version)
     backfill_id = make_new_backfill_id()
     instance.add_backfill(
         PartitionBackfill.from_asset_partitions(

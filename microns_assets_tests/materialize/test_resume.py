@@ -70,6 +70,17 @@ def chunk_files(folder: UPath) -> set[str]:
     return {p.stem for p in folder.glob("[0-9][0-9].parquet")}
 
 
+def start_materialize(emulator, emulator_cache, home, data, in_flight: int) -> subprocess.Popen:
+    """`materialize` of 1300 in the background, output captured, `in_flight` requests at once."""
+    return subprocess.Popen(
+        materialize_args(emulator, home, data),
+        env={**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": str(in_flight)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_a_failure_midway_names_what_failed_and_a_rerun_finishes(
     session_emulator, emulator_cache, tmp_path
 ):
@@ -77,13 +88,7 @@ def test_a_failure_midway_names_what_failed_and_a_rerun_finishes(
     folder = UPath(data) / session_emulator.datastack / "v1300" / "synapse_chunks"
     server = session_emulator.server
     server.faults = Faults(latency_ms=10)
-    child = subprocess.Popen(
-        materialize_args(session_emulator, home, data),
-        env={**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = start_materialize(session_emulator, emulator_cache, home, data, 1)
     try:
         wait_for_chunks(folder, 5, child)
         server.token = "a-token-the-command-does-not-have"  # every later request: 401
@@ -112,12 +117,7 @@ def test_a_killed_materialize_leaves_no_partial_chunk_and_resumes(
     home, data = tmp_path / "home", tmp_path / "data"
     folder = UPath(data) / session_emulator.datastack / "v1300" / "synapse_chunks"
     session_emulator.server.faults = Faults(latency_ms=10)
-    child = subprocess.Popen(
-        materialize_args(session_emulator, home, data),
-        env={**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    child = start_materialize(session_emulator, emulator_cache, home, data, 2)
     try:
         wait_for_chunks(folder, 6, child)
     finally:
@@ -143,13 +143,7 @@ def test_sigterm_ends_materialize_with_its_run_failed_not_running(
     home, data = tmp_path / "home", tmp_path / "data"
     folder = UPath(data) / session_emulator.datastack / "v1300" / "synapse_chunks"
     session_emulator.server.faults = Faults(latency_ms=10)
-    child = subprocess.Popen(
-        materialize_args(session_emulator, home, data),
-        env={**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = start_materialize(session_emulator, emulator_cache, home, data, 1)
     try:
         wait_for_chunks(folder, 3, child)
         child.send_signal(signal.SIGTERM)

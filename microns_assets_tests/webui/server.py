@@ -87,6 +87,19 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
     raise WebserverError(f"dagster-webserver not ready at {url} after {timeout_s:.0f} s")
 
 
+def _spawn(command: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen:
+    """`command` in the repo root, in its own session, its output to `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM the server's process group (it and its code server), SIGKILL if it lingers."""
     if proc.poll() is None:
@@ -106,15 +119,7 @@ def running_webserver(env: Mapping[str, str], log: Path, timeout_s: float = 120)
         raise WebserverError(f"{exe} not found: install the package (`pip install -e .`)")
     url = f"http://127.0.0.1:{free_port()}"
     command = [str(exe), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = _spawn(command, env, log)
     try:
         try:
             _wait_ready(url, proc, timeout_s)
@@ -132,16 +137,7 @@ def running_daemon(env: Mapping[str, str], log: Path, timeout_s: float = 120) ->
     import dagster as dg
 
     exe = Path(sys.executable).parent / "dagster-daemon"
-    command = [str(exe), "run", "-w", str(WORKSPACE)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = _spawn([str(exe), "run", "-w", str(WORKSPACE)], env, log)
     try:
         deadline = time.monotonic() + timeout_s
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
