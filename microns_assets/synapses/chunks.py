@@ -100,8 +100,11 @@ class _Chunks:
             out.setdefault(key.keys_by_dimension[VERSION_DIM], []).append(key)
         return out
 
-    def finish(self, key, status: str, frame: pd.DataFrame, sel: _Version, query: dict) -> None:
-        """Check one chunk's rows; store them if they pass (unless they are its file already)."""
+    def finish(self, key, status: str, frame: pd.DataFrame, sel: _Version, query: dict) -> bool:
+        """Check one chunk's rows; store them if they pass (unless they are its file already).
+
+        A reused file that fails a blocking check is not recorded (False): download it again.
+        """
         chunk = int(key.keys_by_dimension[CHUNK_DIM])
         post = sel.post_of(chunk)
         results = list(
@@ -112,6 +115,9 @@ class _Chunks:
         )  # fmt: skip
         blocked = checks.failed_blocking(results)
         metadata = None
+        if blocked and status == "reused":
+            self.context.log.warning(f"chunk {key}: its file fails {blocked}; downloading again")
+            return False
         if blocked:
             status = "failed"
             detail = f"failed blocking check(s) {blocked}; not stored"
@@ -145,6 +151,7 @@ class _Chunks:
         self.outcomes[str(key)] = _Outcome(results, metadata)
         done = len(self.outcomes)
         self.context.log.info(chunk_line(str(key), status, detail, done, len(self.keys)))
+        return True
 
     def failed(self) -> list[str]:
         return sorted(k for k, o in self.outcomes.items() if o.metadata is None)
@@ -180,11 +187,14 @@ def _run_version(
             if config.force
             else chunks.io.reusable(checks.CHUNKS, key, sel.reuse_facts(chunk))
         )
-        if frame is None:
+        reused = frame is not None and chunks.finish(
+            key, "reused", frame, sel, frame.attrs["provenance"]["query"]
+        )
+        if not reused:
+            if frame is not None:
+                why = "its file fails a blocking check"
             redo.setdefault(why, []).append(key.keys_by_dimension[CHUNK_DIM])
             todo[str(key)] = sel.post_of(chunk)
-        else:
-            chunks.finish(key, "reused", frame, sel, frame.attrs["provenance"]["query"])
     for why, which in redo.items():
         chunks.context.log.info(f"v{sel.version} chunk(s) {', '.join(which)}: {why}")
     if not todo:

@@ -11,7 +11,7 @@ from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.resources import CaveResource
-from microns_assets.storage import read_frame
+from microns_assets.storage import read_frame, write_frame
 from microns_assets_tests.conftest import failure_messages
 from microns_assets_tests.synapses.conftest import ALL, CAP
 
@@ -200,6 +200,20 @@ def test_complete_chunks_are_reused_and_broken_ones_downloaded_again(workspace, 
         if not e.materialization.metadata["reused"].value
     }
     assert redone == {"1300|03", "1300|11"}
+
+    # a complete file from the same inputs that fails a blocking check is downloaded again
+    doubled = folder / "05.parquet"
+    frame = read_frame(doubled)
+    twice = pd.concat([frame, frame], ignore_index=True)
+    write_frame(twice, doubled, {**frame.attrs["provenance"], "rows": len(twice)})
+    [fourth] = download_all(workspace, {})
+    redone = {
+        e.materialization.partition
+        for e in fourth.get_asset_materialization_events()
+        if not e.materialization.metadata["reused"].value
+    }
+    assert redone == {"1300|05"}
+    assert read_frame(doubled).equals(frame)
     [forced] = download_all(workspace, {"force": True})
     assert not any(
         e.materialization.metadata["reused"].value
