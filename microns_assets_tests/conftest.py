@@ -21,15 +21,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep each test module on one xdist worker, and the whole web UI package on one.
 
     Their module- and package-scoped fixtures (a materialized workspace, a webserver with a
-    daemon and a finished backfill) are then built once, not once per worker. The web UI tests
-    go first: they mostly wait for the backfill daemon's ticks, while the other worker runs
-    everything else (last, they would leave that worker idle for minutes).
+    daemon and a finished backfill) are then built once, not once per worker.
     """
     for item in items:
         path = item.path.relative_to(Path(__file__).parent)
         group = "webui" if path.parts[0] == "webui" else str(path)
         item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: item.path.relative_to(Path(__file__).parent).parts[0] != "webui")
 
 
 @pytest.fixture(scope="session")
