@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from dagster._core.utils import make_new_run_id
 from tqdm import tqdm
 
@@ -69,11 +73,11 @@ def run_config_for(defs: dg.Definitions, request: dg.RunRequest, run_config: dic
 
 def chunk_count(tags: Mapping[str, str], instance: dg.DagsterInstance) -> int:
     """How many chunk partitions a chunk run covers (its partition range), from its tags."""
-    start = tags.get("dagster/asset_partition_range_start")
+    start = tags.get(ASSET_PARTITION_RANGE_START_TAG)
     if start is None:
         return 1
     keys = version_chunk.get_partition_keys_in_range(
-        dg.PartitionKeyRange(start, tags["dagster/asset_partition_range_end"]),
+        dg.PartitionKeyRange(start, tags[ASSET_PARTITION_RANGE_END_TAG]),
         dynamic_partitions_store=instance,
     )
     return len(keys)

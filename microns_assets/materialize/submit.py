@@ -14,7 +14,7 @@ from typing import TextIO
 
 import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.storage.tags import BACKFILL_ID_TAG
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG, BACKFILL_ID_TAG
 from dagster._core.utils import make_new_backfill_id
 from tqdm import tqdm
 
@@ -89,7 +89,7 @@ def submit_version(
                 if run.run_id not in report.run_ids:
                     report.run_ids.append(run.run_id)
                     bar.write(f"  run {run.run_id[:8]}: {', '.join(_assets(run))}")
-                    if "dagster/asset_partition_range_start" in run.tags:
+                    if ASSET_PARTITION_RANGE_START_TAG in run.tags:
                         bar.total = chunk_count(run.tags, instance)
                         bar.refresh()
                 follower.poll(run.run_id)
