@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -17,16 +16,35 @@ from microns_assets.emulator import Emulator, Faults
 FAST_HTTP = HttpPolicy(connect_timeout_s=5, read_timeout_s=60, retries=6, backoff_factor_s=0.01)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each test module on one xdist worker, and the whole web UI package on one.
+WEBUI = "webui"
+
+
+def _scope(nodeid: str) -> str:
+    """The test's module, or the whole web UI package: what one xdist worker runs together."""
+    path = nodeid.split("::", 1)[0]
+    return WEBUI if path.startswith(f"microns_assets_tests/{WEBUI}/") else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Send each test module, and the whole web UI package, to one xdist worker.
 
     Their module- and package-scoped fixtures (a materialized workspace, a webserver with a
-    daemon and a finished backfill) are then built once, not once per worker.
+    daemon and a finished backfill) are then built once, not once per worker. (xdist's
+    `loadgroup` marks do not reach the scheduler under pytest 9: it sets `item._nodeid`, which
+    pytest 9 no longer reads.)
     """
-    for item in items:
-        path = item.path.relative_to(Path(__file__).parent)
-        group = "webui" if path.parts[0] == "webui" else str(path)
-        item.add_marker(pytest.mark.xdist_group(group))
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return ByModule(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The web UI package first: its backfill waits on the daemon's ticks, the longest unit."""
+    items.sort(key=lambda item: _scope(item.nodeid) != WEBUI)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +66,8 @@ def _reset(emu: Emulator) -> None:
     server.faults = Faults()
     server.token = None
     server.unpublished = set()
+    # a request the test's client gave up on must not count in the next test's figures
+    assert server.stats.wait_idle(timeout_s=30), "a request is still in flight 30 s after a test"
     server.stats.reset()
 
 

@@ -87,11 +87,23 @@ class Stats:
         with self._lock:
             self.queries += 1
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is in flight (a client that gave up leaves its handler running).
+
+        True when idle within `timeout_s`.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight > 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def reset(self) -> None:
-        """Zero every counter."""
+        """Zero every counter. Requests still in flight (a test's hung client) stay counted."""
         with self._lock:
-            self.requests = self.queries = self.in_flight = self.max_in_flight = self.faults = 0
-            self.rows_lost = 0
+            self.requests = self.queries = self.faults = self.rows_lost = 0
+            self.max_in_flight = self.in_flight
 
 
 class CaveHTTPServer(ThreadingHTTPServer):

@@ -30,6 +30,7 @@ def materialized(session_emulator, emulator_cache, tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     data = tmp_path_factory.mktemp("data")
     server = session_emulator.server
+    assert server.stats.wait_idle(timeout_s=30)  # nothing left in flight by an earlier module
     server.stats.reset()
     server.faults = Faults(latency_ms=20)
     env = {**clean_env(emulator_cache), "MICRONS_CAVE_IN_FLIGHT": str(IN_FLIGHT)}
