@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 PACKAGES = ("microns_assets", "caveclient", "dagster", "pandas", "pyarrow", "numpy")
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape our outputs."""
+    """Installed versions of the packages that shape our outputs (looked up once a process)."""
+    return dict(_package_versions())
+
+
+@cache
+def _package_versions() -> dict[str, str]:
     out = {}
     for name in PACKAGES:
         try:

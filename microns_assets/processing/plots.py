@@ -1,6 +1,9 @@
 """Pictures for the UI: cell density along depth with layer boundaries; connectivity by class.
 
-Returns PNG bytes; matplotlib is imported on first use (Agg backend, no display). No Dagster.
+Returns PNG bytes. matplotlib is imported on first use, and only its object API (a `Figure`
+drawn by the Agg canvas: no pyplot, no display, no global figure registry, nothing to close).
+Margins are fixed for the labels we draw, rather than fitted per figure (`tight_layout` draws
+every figure twice). No Dagster.
 """
 
 from __future__ import annotations
@@ -17,30 +20,29 @@ CLASS_COLOURS = {
 }
 
 
-def _pyplot():
-    import matplotlib
+def _figure(size: tuple[float, float], **margins: float):
+    """A figure of `size` inches with one axes, its margins as fractions of the figure."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=size, dpi=100)
+    fig.subplots_adjust(**margins)
+    return fig, fig.add_subplot()
 
 
 def _png(fig) -> bytes:
-    fig.tight_layout()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    _pyplot().close(fig)
+    FigureCanvasAgg(fig).print_png(buffer)
     return buffer.getvalue()
 
 
 def depth_profile_png(units: pd.DataFrame, segments: pd.DataFrame, bin_um: float = 10.0) -> bytes:
     """Cells per depth bin for each class (depth downwards), layer boundaries drawn across."""
-    plt = _pyplot()
     cells = units.drop_duplicates("nucleus_id")
     depth = cells["pt_position_y"].to_numpy(float)
     edges = np.arange(np.floor(depth.min()), depth.max() + bin_um, bin_um)
-    fig, ax = plt.subplots(figsize=(5.5, 6.5), dpi=100)
+    fig, ax = _figure((5.5, 6.5), left=0.14, right=0.97, bottom=0.08, top=0.94)
     for cls, colour in CLASS_COLOURS.items():
         counts, _ = np.histogram(depth[cells["classification_system"].to_numpy() == cls], edges)
         ax.plot(counts, (edges[:-1] + edges[1:]) / 2, color=colour, label=cls.replace("_", " "))
@@ -62,14 +64,13 @@ def connectivity_png(matrix: pd.DataFrame) -> bytes:
     """Heatmap of synapse counts, presynaptic class (rows) by postsynaptic class (columns)."""
     from matplotlib.colors import LogNorm
 
-    plt = _pyplot()
     values = matrix.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    fig, ax = _figure((6.5, 4.5), left=0.27, right=0.98, bottom=0.22, top=0.92)
     image = ax.imshow(np.where(values > 0, values, np.nan), cmap="viridis",
                       norm=LogNorm(vmin=1, vmax=max(values.max(), 1)))  # fmt: skip
     for (i, j), v in np.ndenumerate(values):
         ax.text(j, i, f"{int(v):,}", ha="center", va="center", color="white", fontsize=8)
-    ax.set_xticks(range(len(matrix.columns)), [c.replace("_", " ") for c in matrix.columns])
+    ax.set_xticks(range(len(matrix.columns)), [c.replace("_", "\n") for c in matrix.columns])
     ax.set_yticks(range(len(matrix.index)), [c.replace("_", " ") for c in matrix.index])
     ax.set_xlabel("postsynaptic class")
     ax.set_ylabel("presynaptic class")

@@ -5,7 +5,8 @@ Run: `python microns_assets_tests/benchmarks/bench_version.py [--scale 30000] [-
 
 Starts one `microns-assets emulator` process (so its CPU is not ours) and warms it (its first
 synapse query of a version builds the server's index), then, against that same process:
-1. our job: `materialize_version` of v1300 in this process, into a fresh instance and data dir
+1. our job: `materialize_version` of v1300 in this process, into a fresh instance (the
+   `dagster.yaml` of a new home, `commands.environment.dagster_yaml`) and data dir
    (three runs: raw tables + units, all chunks, roll-up), with wall and CPU time per run;
 2. the peer's job (`../shared/peer/peer_job.py`: download the tables, `process_nucleus_data`,
    `download_synapse_data` between all units, merge), in its own virtualenv:
@@ -57,12 +58,13 @@ def ours(url: str, work: Path, in_flight: int):
         MICRONS_DATA_DIR=str(work / "data"),
         MICRONS_CAVE_IN_FLIGHT=str(in_flight),
     )
+    from microns_assets.commands.environment import dagster_yaml
     from microns_assets.definitions import defs
     from microns_assets.materialize import materialize_version
     from microns_assets.storage import read_frame
 
     (work / "home").mkdir()
-    (work / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (work / "home" / "dagster.yaml").write_text(dagster_yaml(work / "home"))  # as a new home
     with dg.DagsterInstance.from_config(str(work / "home")) as instance:
         report = materialize_version(VERSION, instance=instance, defs=defs, out=sys.stderr)
     merged = read_frame(work / "data" / DATASTACK / f"v{VERSION}" / "synapses.parquet")
