@@ -17,6 +17,20 @@ from microns_assets.config import ROLES
 from microns_assets.storage import read_frame
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+MARKER = "MICRONS_TEST_DEMO_FOLDER"
+
+
+def processes_with(variable: str, value: str) -> list[str]:
+    """Command lines of the live processes whose environment has `variable=value`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            if f"{variable}={value}".encode() in environ:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +39,7 @@ def demo(tmp_path_factory, emulator_cache) -> tuple[Path, subprocess.CompletedPr
     folder = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRONS_", "DAGSTER_"))}
     env["MICRONS_EMULATOR_CACHE"] = str(emulator_cache)
+    env[MARKER] = str(folder)  # inherited by every process the demo starts
     out = subprocess.run(
         [sys.executable, "-m", "microns_assets.cli", "demo"],
         cwd=folder,
@@ -35,6 +50,16 @@ def demo(tmp_path_factory, emulator_cache) -> tuple[Path, subprocess.CompletedPr
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return folder, out
+
+
+def test_the_demos_emulator_process_served_its_runs_and_is_gone(demo):
+    folder, out = demo
+    assert processes_with(MARKER, str(folder)) == []
+    nucleus = folder / "data" / "minnie65_synthetic" / "v1300" / "cave_raw" / "nucleus.parquet"
+    provenance = read_frame(nucleus).attrs["provenance"]
+    # the runs were given the process's URL, not `embedded` (an emulator inside each run)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", provenance["server_setting"])
+    assert provenance["server"] == provenance["server_setting"]
 
 
 def test_demo_materializes_version_1300_into_a_persistent_instance(demo):
