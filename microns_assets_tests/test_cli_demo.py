@@ -53,7 +53,7 @@ def demo(tmp_path_factory, emulator_cache) -> tuple[Path, subprocess.CompletedPr
 
 
 def test_the_demos_emulator_process_served_its_runs_and_is_gone(demo):
-    folder, out = demo
+    folder, _ = demo
     assert processes_with(MARKER, str(folder)) == []
     nucleus = folder / "data" / "minnie65_synthetic" / "v1300" / "cave_raw" / "nucleus.parquet"
     provenance = read_frame(nucleus).attrs["provenance"]

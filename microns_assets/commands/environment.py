@@ -110,6 +110,43 @@ def _absolute(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
+class InstanceError(RuntimeError):
+    """The Dagster instance of a home cannot be opened (storage unreachable or misconfigured)."""
+
+
+def open_instance(home: Path):  # -> dg.DagsterInstance (no Dagster import at module level)
+    """The Dagster instance at `home` (`DAGSTER_HOME`), or `InstanceError` saying what to fix."""
+    import dagster as dg
+
+    try:
+        return dg.DagsterInstance.get()
+    except Exception as err:  # whatever the storage raises: name the setting behind it
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InstanceError(
+            f"cannot open the Dagster instance at {home}: {type(err).__name__}: {first}\n"
+            f"Check {_storage_setting(home)} in {home / 'dagster.yaml'}."
+        ) from err
+
+
+def _storage_setting(home: Path) -> str:
+    """Which setting of the home's `dagster.yaml` says where the instance's storage is."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((home / "dagster.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        return f"the file itself ({err})"
+    storage = config.get("storage") if isinstance(config, dict) else None
+    if not isinstance(storage, dict) or not storage:
+        return "`storage` (none set: SQLite files in the home)"
+    kind, options = next(iter(storage.items()))
+    for key, value in (options or {}).items() if isinstance(options, dict) else []:
+        if isinstance(value, dict) and "env" in value:
+            state = "set" if os.environ.get(value["env"]) else "NOT set"
+            return f"`storage.{kind}.{key}`, read from ${value['env']} ({state} here)"
+    return f"`storage.{kind}`"
+
+
 @contextmanager
 def cave_connection(settings: Settings) -> Iterator[object]:
     """A `CaveConnection` to the configured server (an in-process emulator when embedded)."""

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from microns_assets.commands.environment import cave_connection, resolve
+from microns_assets.commands.environment import (
+    InstanceError,
+    cave_connection,
+    open_instance,
+    resolve,
+)
 from microns_assets.settings import EMBEDDED, ENV_SERVER, Settings
 
 DEMO_VERSION = 1300
@@ -130,12 +135,15 @@ def _materialize(
         print(f"error: {problem}", file=sys.stderr)
         return 2
 
-    import dagster as dg
-
     where = "the embedded emulator" if settings.server == EMBEDDED else settings.server
     print(f"Materializing version {args.version} of {settings.datastack} from {where}", file=out)
     print(f"Dagster instance: {home}\nData:             {settings.data_dir}", file=out, flush=True)
-    with dg.DagsterInstance.get() as instance:
+    try:
+        instance = open_instance(home)
+    except InstanceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with instance:
         try:
             with _sigterm_as_interrupt():
                 report = _run(args, instance, defs, run_config, out)

@@ -31,6 +31,7 @@ from microns_assets.materialize.dead_workers import (
     fail_runs_of_dead_workers,
 )
 from microns_assets.materialize.follow import RunFollower, StepFailure, following, run_failures
+from microns_assets.materialize.pools import ensure_pools
 from microns_assets.materialize.stages import STAGE_NAMES, add_version, version_stages
 from microns_assets.partitions import version_chunk
 
@@ -102,6 +103,7 @@ def materialize_version(
             file=out,
         )
     key = add_version(instance, version)
+    ensure_pools(instance)
     job = defs.resolve_implicit_global_asset_job_def()
     tags = {DRIVER_TAG: DRIVER, WORKER_TAG: WorkerId.this_process().tag()}
     for name, requests in zip(STAGE_NAMES, version_stages(defs, instance, key), strict=True):

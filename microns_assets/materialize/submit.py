@@ -21,6 +21,7 @@ from tqdm import tqdm
 from microns_assets.materialize.dead_workers import DRIVER_TAG
 from microns_assets.materialize.driver import Report, chunk_count
 from microns_assets.materialize.follow import RunFollower, StepFailure, run_failures
+from microns_assets.materialize.pools import ensure_pools
 from microns_assets.materialize.stages import add_version, all_asset_keys
 
 #: How recent the backfill daemon's heartbeat must be for a submission to be picked up.
@@ -62,6 +63,7 @@ def submit_version(
     _check_daemon(instance)
     start = time.perf_counter()
     key = add_version(instance, version)
+    ensure_pools(instance)
     backfill_id = make_new_backfill_id()
     instance.add_backfill(
         PartitionBackfill.from_asset_partitions(

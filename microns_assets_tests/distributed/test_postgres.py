@@ -1,0 +1,118 @@
+"""A Dagster instance on a real Postgres server (`deploy/postgres/dagster.yaml`), end to end.
+
+The server is started by the test on a free loopback port (`servers.postgres_server`); each test
+gets a database of its own. `materialize` runs as a user runs it, in a child process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from upath import UPath
+
+from microns_assets.emulator import Faults
+from microns_assets.processing.chunks import CHUNK_KEYS
+from microns_assets.storage import read_frame
+from microns_assets_tests.distributed.servers import free_port, postgres_server
+from microns_assets_tests.materialize.cli_helpers import (
+    aggregated_truth,
+    assert_equals_truth,
+    chunk_materializations,
+    clean_env,
+    materialize_args,
+    run_cli,
+    runs_of,
+)
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "dagster.yaml"
+IN_FLIGHT = 2
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with postgres_server() as server:
+        yield server
+
+
+def postgres_home(folder: Path) -> Path:
+    """A Dagster home with the shipped Postgres `dagster.yaml`, as the README says to set up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEPLOY, folder / "dagster.yaml")
+    return folder
+
+
+def test_a_version_on_postgres_storage(postgres, session_emulator, emulator_cache, tmp_path):
+    home, data = postgres_home(tmp_path / "home"), tmp_path / "data"
+    env = {**clean_env(emulator_cache), "DAGSTER_PG_URL": postgres.create_database("one")}
+    out = run_cli(materialize_args(session_emulator, home, data), env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # nothing went to SQLite files in the home: the instance is the database
+    assert not (home / "history").exists()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        runs = runs_of(home)
+        assert len(runs) == 3 and all(r.is_success for r in runs)
+        materializations = chunk_materializations(home)
+    assert sorted(materializations) == [f"1300|{c}" for c in CHUNK_KEYS]
+    assert all(len(m) == 1 for m in materializations.values())  # each chunk once
+    version_dir = UPath(data) / session_emulator.datastack / "v1300"
+    merged = read_frame(version_dir / "synapses.parquet")
+    units = read_frame(version_dir / "units.parquet")
+    assert_equals_truth(merged, aggregated_truth(session_emulator, units))
+
+
+def test_the_cave_pool_is_exact_across_two_commands_at_once(
+    postgres, session_emulator, emulator_cache, tmp_path
+):
+    """Two versions materialized at once share the pool limit of 1: never 2 x IN_FLIGHT."""
+    home = postgres_home(tmp_path / "home")
+    env = {
+        **clean_env(emulator_cache),
+        "DAGSTER_PG_URL": postgres.create_database("two"),
+        "MICRONS_CAVE_IN_FLIGHT": str(IN_FLIGHT),
+    }
+    server = session_emulator.server
+    assert server.stats.wait_idle(timeout_s=30)
+    server.stats.reset()
+    server.faults = Faults(latency_ms=30)
+    try:
+        children = []
+        for version in ("1300", "1718"):
+            args = materialize_args(session_emulator, home, tmp_path / "data")
+            args[args.index("1300")] = version
+            pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+            children.append(subprocess.Popen(args, env=env, **pipes))
+        outs = [child.communicate(timeout=600) for child in children]
+    finally:
+        server.faults = Faults()
+    for child, (stdout, stderr) in zip(children, outs, strict=True):
+        assert child.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    # both commands' CAVE steps ran, one at a time: the emulator never saw more than one
+    # step's requests in flight, and saw that step's full concurrency
+    assert server.stats.max_in_flight == IN_FLIGHT
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
+        runs = runs_of(home)
+    assert len(runs) == 6 and all(r.is_success for r in runs)
+
+
+def test_unreachable_postgres_is_one_clear_error_naming_the_setting(
+    session_emulator, emulator_cache, tmp_path
+):
+    home = postgres_home(tmp_path / "home")
+    env = {
+        **clean_env(emulator_cache),
+        "DAGSTER_PG_URL": f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/dagster",
+    }
+    out = run_cli(materialize_args(session_emulator, home, tmp_path / "data"), env)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert "storage.postgres.postgres_url" in out.stderr and "$DAGSTER_PG_URL" in out.stderr
+    assert str(home / "dagster.yaml") in out.stderr
+    assert not (tmp_path / "data").exists()  # refused before any run
