@@ -1,12 +1,16 @@
 """Roll-up of chunk files into one sorted Parquet file with bounded memory (DuckDB).
 
-DuckDB reads the chunk files, sorts out of core under a memory limit (spilling to a temporary
-folder) and streams Arrow record batches; `write_batches` writes them atomically. No Dagster.
+DuckDB reads the chunk files, sorts out of core under a memory limit (spilling to a local
+temporary folder) and streams Arrow record batches; `write_batches` writes them atomically. Files
+on object storage (`s3://`, `gs://`, ...) reach DuckDB through their fsspec filesystem
+(`duckdb_for`: DuckDB's own `httpfs` extension is not in its wheel, and nothing is downloaded at
+run time). No Dagster.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 
@@ -33,12 +37,33 @@ class Streamed:
     written: dict[str, int] = field(default_factory=dict)
 
 
-def _connect(memory_limit: str, temp_dir: str | None) -> duckdb.DuckDBPyConnection:
+def is_local(path: UPath) -> bool:
+    """Whether `path` is on the local file system (not object storage)."""
+    return path.protocol in ("", "file", "local")
+
+
+def duckdb_for(
+    paths: list[UPath], memory_limit: str = "512MB", temp_dir: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can read `paths`, local or on any fsspec file system."""
     con = duckdb.connect()
+    con.execute("SET autoinstall_known_extensions = false")  # never download at run time
     con.execute(f"SET memory_limit = '{memory_limit}'")
     if temp_dir:
         con.execute(f"SET temp_directory = '{temp_dir}'")
+    registered: set[str] = set()
+    for path in paths:
+        if not is_local(path) and path.protocol not in registered:
+            con.register_filesystem(path.fs)  # DuckDB routes `<protocol>://` paths to it
+            registered.add(path.protocol)
     return con
+
+
+def spill_dir(paths: list[UPath]) -> str:
+    """Where DuckDB may spill while sorting `paths`: beside them if local, else a local temp."""
+    if paths and is_local(paths[0]):
+        return str(paths[0].parent)
+    return tempfile.mkdtemp(prefix="microns-rollup-spill-")
 
 
 def sorted_batches(
@@ -49,7 +74,7 @@ def sorted_batches(
     batch_rows: int = 1_000_000,
 ) -> pa.RecordBatchReader:
     """All rows of `paths` sorted by `order_by`, as a stream of record batches."""
-    con = _connect(memory_limit, temp_dir)
+    con = duckdb_for(paths, memory_limit, temp_dir)
     files = [str(p) for p in paths]
     columns = ", ".join(f'"{c}"' for c in order_by)
     relation = con.sql(f"SELECT * FROM read_parquet(?) ORDER BY {columns}", params=[files])
@@ -58,7 +83,7 @@ def sorted_batches(
 
 def totals(paths: list[UPath], sql_aggregates: dict[str, str]) -> dict[str, int]:
     """Aggregates (name -> SQL expression) over all rows of `paths`."""
-    con = _connect("512MB", None)
+    con = duckdb_for(paths)
     select = ", ".join(f'{expr} AS "{name}"' for name, expr in sql_aggregates.items())
     row = con.execute(f"SELECT {select} FROM read_parquet(?)", [[str(p) for p in paths]]).fetchone()
     return {name: int(value or 0) for name, value in zip(sql_aggregates, row, strict=True)}

@@ -15,7 +15,7 @@ from microns_assets.partitions import by_version, mat_version
 from microns_assets.processing.plots import connectivity_png
 from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
-from microns_assets.storage.rollup import Streamed, sorted_batches, totals
+from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir, totals
 from microns_assets.synapses import checks
 from microns_assets.synapses.chunks import CHUNK_CODE_VERSION, GROUP, synapse_chunks
 
@@ -67,7 +67,7 @@ def synapses(
     sums = checks.totals_expressions(selection["mode"])
     chunk_totals = totals(paths, sums)
     matrix = checks.class_matrix(paths, units, selection["mode"])
-    reader = sorted_batches(paths, order, temp_dir=str(UPath(paths[0]).parent))
+    reader = sorted_batches(paths, order, temp_dir=spill_dir(paths))
     prov = provenance(
         datastack=chunk_prov[0].get("datastack"),
         version=version,

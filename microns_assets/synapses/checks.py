@@ -9,7 +9,6 @@ import warnings
 from collections.abc import Iterator
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
@@ -18,6 +17,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from upath import UPath
 
 from microns_assets.partitions import version_chunk
+from microns_assets.storage.rollup import duckdb_for
 
 CHUNKS = dg.AssetKey("synapse_chunks")
 ROLLUP = dg.AssetKey("synapses")
@@ -208,7 +208,7 @@ def class_matrix(paths: list[UPath], units: pd.DataFrame, mode: str) -> pd.DataF
     cells = units.drop_duplicates("pt_root_id")[["pt_root_id", "classification_system"]]
     cells = cells.astype({"pt_root_id": "int64", "classification_system": "object"})
     weight = "1" if mode == "individual" else "n_synapses"
-    con = duckdb.connect()
+    con = duckdb_for(paths)
     con.register("cells", cells)
     frame = con.execute(
         f"""
