@@ -18,10 +18,12 @@ No microns_assets imports: this is loaded by every Dagster process of the home.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
@@ -33,12 +35,15 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+#: Run shards whose engines are kept (least recently used ones are let go beyond this).
+KEPT_RUN_ENGINES = 64
+
 
 class KeptEngineEventLogStorage(SqliteEventLogStorage):
     """Dagster's per-run-sharded event log, one engine per shard file."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
-        self._engines: dict[str, Engine] = {}
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
 
     @contextmanager
@@ -53,11 +58,22 @@ class KeptEngineEventLogStorage(SqliteEventLogStorage):
                     connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
                 )
                 self._engines[shard] = engine
+                self._forget_old_engines()
+            self._engines.move_to_end(shard)
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _forget_old_engines(self) -> None:
+        """Keep the index's engine and the most recently used run shards' engines.
+
+        A webserver or daemon touches every run over time; each engine holds ~40 KB of SQL.
+        """
+        runs = [k for k in self._engines if k != INDEX_SHARD_NAME]
+        for shard in runs[: max(0, len(runs) - KEPT_RUN_ENGINES)]:
+            self._engines.pop(shard).dispose()
 
     def dispose(self) -> None:
         """Dispose of the kept engines too."""

@@ -25,6 +25,7 @@ def _scope(nodeid: str) -> str:
     return WEBUI if path.startswith(f"microns_assets_tests/{WEBUI}/") else path
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist: unknown when it is not loaded
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """Send each test module, and the whole web UI package, to one xdist worker.
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
@@ -88,3 +89,31 @@ def test_dev_serves_our_assets_with_an_emulator_and_cleans_up(tmp_path, emulator
         time.sleep(0.5)
     leftover = subprocess.run(["ps", "-o", "pid,args", "-g", str(child.pid)], capture_output=True)
     raise AssertionError(f"processes of `dev` still run after it stopped:\n{leftover.stdout}")
+
+
+def test_an_emulator_process_dies_with_the_command_that_started_it(tmp_path):
+    """Even when the command is SIGKILLed (no `finally` runs): the kernel stops the emulator."""
+    script = tmp_path / "killed.py"
+    script.write_text(
+        "import os, signal\n"
+        "from microns_assets.commands.dev import start_emulator\n"
+        "child, url = start_emulator()\n"
+        "print(child.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGKILL
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), f"emulator {pid} outlived the command"
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (the container's init may not reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

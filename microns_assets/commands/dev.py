@@ -7,6 +7,8 @@ schedules all talk to it), and `dagster dev` gets its URL as `MICRONS_CAVE_SERVE
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -15,13 +17,25 @@ import sys
 from microns_assets.commands.environment import resolve
 from microns_assets.settings import EMBEDDED, ENV_DATASTACK, ENV_SERVER
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):  # else the parent's `finally` stops it
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
 
 def start_emulator(extra: list[str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start `microns-assets emulator` in a child process; return it and its URL."""
+    """Start `microns-assets emulator` in a child process; return it and its URL.
+
+    The child is stopped when this process dies, however it dies (`PR_SET_PDEATHSIG`).
+    """
     child = subprocess.Popen(
         [sys.executable, "-m", "microns_assets.cli", "emulator", *(extra or [])],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     url = child.stdout.readline().strip()
     if not url.startswith("http"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +96,7 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(dagster_yaml(home))
+    _check_storage_folder(home)
     os.environ.update(
         {
             "DAGSTER_HOME": str(home),
@@ -104,6 +106,29 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
         }
     )
     return settings, home
+
+
+def _check_storage_folder(home: Path) -> None:
+    """Refuse a home whose `dagster.yaml` keeps its SQLite files in another folder.
+
+    The `dagster.yaml` we write names the home's absolute path; a home moved or copied elsewhere
+    would otherwise read and write the old folder's instance without a word.
+    """
+    import yaml
+
+    try:
+        config = yaml.safe_load((home / "dagster.yaml").read_text()) or {}
+        custom = config["storage"]["custom"]
+        ours = custom["module"] == "microns_assets.instance_storage"
+        base_dir = Path(custom["config"]["base_dir"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return  # not the storage we configure: Dagster checks its own config
+    if ours and base_dir.resolve() != home.resolve():
+        raise SystemExit(
+            f"error: {home / 'dagster.yaml'} keeps this instance's files in {base_dir}, not in "
+            f"{home} (was the folder moved or copied?). Set `base_dir: {home}` under "
+            "`storage: custom: config:` in that file to use the files here."
+        )
 
 
 def _absolute(path: str) -> str:
@@ -121,7 +146,12 @@ def open_instance(home: Path):  # -> dg.DagsterInstance (no Dagster import at mo
     try:
         return dg.DagsterInstance.get()
     except Exception as err:  # whatever the storage raises: name the setting behind it
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        unset = re.search(r'environment variable "(\w+)" which is not set', str(err))
+        first = (
+            f"environment variable {unset[1]} is not set"
+            if unset
+            else (str(err).strip().splitlines() or [type(err).__name__])[0]
+        )
         raise InstanceError(
             f"cannot open the Dagster instance at {home}: {type(err).__name__}: {first}\n"
             f"Check {_storage_setting(home)} in {home / 'dagster.yaml'}."

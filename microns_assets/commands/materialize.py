@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,13 +111,22 @@ def _emulator_process(settings: Settings, submit: bool) -> Iterator[Settings]:
     finally:
         os.environ[ENV_SERVER] = EMBEDDED
         emulator.terminate()
-        emulator.wait(timeout=30)
+        try:
+            emulator.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            emulator.kill()
+            emulator.wait()
 
 
 def materialize(args: argparse.Namespace, *, demo: bool = False) -> int:
     """Run `materialize` for the parsed arguments; returns the exit status."""
     settings, home = resolve(args)
-    with _emulator_process(settings, getattr(args, "submit", False)) as served:
+    # SIGTERM at any point (not only during the runs) ends the command through `finally`
+    # blocks, so the emulator process is stopped with it
+    with (
+        _sigterm_as_interrupt(),
+        _emulator_process(settings, getattr(args, "submit", False)) as served,
+    ):
         return _materialize(args, settings, served, home, demo)
 
 

@@ -57,20 +57,31 @@ class Stats:
         self.queries = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.queries_in_flight = 0  # POSTs (table queries and counts) only
+        self.max_queries_in_flight = 0
         self.faults = 0
         self.rows_lost = 0
 
-    def enter(self) -> None:
-        """A request arrives (it is in flight until `leave`, latency included)."""
+    def enter(self, query: bool = False) -> None:
+        """A request arrives (it is in flight until `leave`, latency included).
+
+        `query`: a POST (a table query or count), counted apart too, so that a test can bound
+        the queries of its steps regardless of other requests (version lists, metadata).
+        """
         with self._lock:
             self.requests += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if query:
+                self.queries_in_flight += 1
+                self.max_queries_in_flight = max(self.max_queries_in_flight, self.queries_in_flight)
 
-    def leave(self) -> None:
+    def leave(self, query: bool = False) -> None:
         """A request is answered."""
         with self._lock:
             self.in_flight -= 1
+            if query:
+                self.queries_in_flight -= 1
 
     def count_fault(self) -> None:
         """Count one injected fault."""
@@ -104,6 +115,7 @@ class Stats:
         with self._lock:
             self.requests = self.queries = self.faults = self.rows_lost = 0
             self.max_in_flight = self.in_flight
+            self.max_queries_in_flight = self.queries_in_flight
 
 
 class CaveHTTPServer(ThreadingHTTPServer):
@@ -223,7 +235,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("POST")
 
     def _handle(self, method: str) -> None:
-        self.server.stats.enter()
+        self._is_query = method == "POST"
+        self.server.stats.enter(self._is_query)
         self._in_flight = True
         try:
             self._answer(method)
@@ -234,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         """This request is no longer in flight (once, however the answer ends)."""
         if self._in_flight:
             self._in_flight = False
-            self.server.stats.leave()
+            self.server.stats.leave(self._is_query)
 
     def _answer(self, method: str) -> None:
         server = self.server

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -59,11 +61,18 @@ def duckdb_for(
     return con
 
 
-def spill_dir(paths: list[UPath]) -> str:
-    """Where DuckDB may spill while sorting `paths`: beside them if local, else a local temp."""
+@contextmanager
+def spill_dir(paths: list[UPath]) -> Iterator[str]:
+    """Where DuckDB may spill while sorting `paths`.
+
+    Beside them if local, else a local temporary folder, deleted when the block ends (so
+    consume the sorted stream inside it).
+    """
     if paths and is_local(paths[0]):
-        return str(paths[0].parent)
-    return tempfile.mkdtemp(prefix="microns-rollup-spill-")
+        yield str(paths[0].parent)
+        return
+    with tempfile.TemporaryDirectory(prefix="microns-rollup-spill-") as folder:
+        yield folder
 
 
 def sorted_batches(

@@ -67,7 +67,6 @@ def synapses(
     sums = checks.totals_expressions(selection["mode"])
     chunk_totals = totals(paths, sums)
     matrix = checks.class_matrix(paths, units, selection["mode"])
-    reader = sorted_batches(paths, order, temp_dir=spill_dir(paths))
     prov = provenance(
         datastack=chunk_prov[0].get("datastack"),
         version=version,
@@ -78,15 +77,17 @@ def synapses(
         totals=chunk_totals,
     )
     context.log.info(f"v{version}: rolling up {len(paths)} chunks, {chunk_totals}")
-    streamed = Streamed(reader, prov, tally=checks.tallied_columns(selection["mode"]))
-    yield dg.Output(
-        streamed,
-        metadata={
-            **{f"total_{k}": v for k, v in chunk_totals.items()},
-            "chunks": len(paths),
-            "mode": selection["mode"],
-            "synapses_by_class": dg.MetadataValue.md(matrix.to_markdown()),
-            "connectivity": png_markdown(connectivity_png(matrix), "synapses by cell class"),
-        },
-    )
+    with spill_dir(paths) as spill:  # the IO manager writes the stream before we resume
+        reader = sorted_batches(paths, order, temp_dir=spill)
+        streamed = Streamed(reader, prov, tally=checks.tallied_columns(selection["mode"]))
+        yield dg.Output(
+            streamed,
+            metadata={
+                **{f"total_{k}": v for k, v in chunk_totals.items()},
+                "chunks": len(paths),
+                "mode": selection["mode"],
+                "synapses_by_class": dg.MetadataValue.md(matrix.to_markdown()),
+                "connectivity": png_markdown(connectivity_png(matrix), "synapses by cell class"),
+            },
+        )
     yield from checks.rollup_results(streamed.written, chunk_totals, selection["mode"])
