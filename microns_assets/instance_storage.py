@@ -21,6 +21,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
@@ -87,18 +88,14 @@ class KeptEngineEventLogStorage(SqliteEventLogStorage):
 class KeptEngineRunStorage(SqliteRunStorage):
     """Dagster's SQLite run storage, one engine for its `runs.db`."""
 
-    @property
-    def _cached_engine(self) -> Engine:
-        engine = self.__dict__.get("_engine_cache")
-        if engine is None:
-            engine = create_engine(self._conn_string, poolclass=NullPool)
-            self.__dict__["_engine_cache"] = engine
-        return engine
+    @cached_property
+    def _kept_engine(self) -> Engine:
+        return create_engine(self._conn_string, poolclass=NullPool)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection in a transaction, from the kept engine."""
-        with self._cached_engine.connect() as conn, conn.begin():
+        with self._kept_engine.connect() as conn, conn.begin():
             yield conn
 
 

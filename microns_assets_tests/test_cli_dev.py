@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,10 @@ from pathlib import Path
 
 import requests
 
+from microns_assets_tests.loopback import free_port
 from microns_assets_tests.materialize.cli_helpers import clean_env
 
 ASSETS_QUERY = "{ assetNodes { assetKey { path } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_assets(url: str, child: subprocess.Popen, timeout: float = 180) -> set[str]:

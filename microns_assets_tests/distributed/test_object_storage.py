@@ -20,7 +20,7 @@ import microns_assets
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.storage import read_frame, write_frame
 from microns_assets.storage.rollup import Streamed, write_batches
-from microns_assets_tests.distributed.servers import free_port
+from microns_assets_tests.loopback import free_port
 from microns_assets_tests.materialize.cli_helpers import (
     aggregated_truth,
     assert_equals_truth,

@@ -17,7 +17,8 @@ from upath import UPath
 from microns_assets.emulator import Faults
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.storage import read_frame
-from microns_assets_tests.distributed.servers import free_port, postgres_server
+from microns_assets_tests.distributed.servers import postgres_server
+from microns_assets_tests.loopback import free_port
 from microns_assets_tests.materialize.cli_helpers import (
     aggregated_truth,
     assert_equals_truth,
