@@ -5,12 +5,14 @@ import dagster as dg
 from microns_assets.automation.conditions import automation_sensor
 from microns_assets.automation.schedules import refresh_newest_version
 from microns_assets.automation.versions_sensor import build_versions_sensor
+from microns_assets.executors import executor_from_settings
 from microns_assets.jobs import ALL_JOBS
+from microns_assets.processing.chunks import N_CHUNKS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import (
     Settings,
-    executor_from_env,
+    chunk_runs_from_env,
     in_flight_from_env,
     poll_minutes_from_env,
 )
@@ -18,15 +20,20 @@ from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
 
 settings = Settings.from_env()
-#: Steps are I/O-bound: in one process by default (`MICRONS_EXECUTOR`, see `settings.py`).
-executors = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+chunk_runs = chunk_runs_from_env()
+if chunk_runs > 1:  # a backfill splits a version's chunks into `chunk_runs` runs
+    per_run = -(-N_CHUNKS // chunk_runs)
+    synapse_chunks = synapse_chunks.with_attributes(
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run)
+    )
 
 defs = dg.Definitions(
     assets=[*raw_assets, units_and_layers, synapse_chunks, synapses],
     jobs=ALL_JOBS,
     sensors=[build_versions_sensor(poll_minutes_from_env()), automation_sensor],
     schedules=[refresh_newest_version],
-    executor=executors[executor_from_env()],
+    # steps are I/O-bound: in one process by default (`MICRONS_EXECUTOR`, see `settings.py`)
+    executor=executor_from_settings(),
     resources={
         "cave": CaveResource(
             datastack=settings.datastack,

@@ -10,7 +10,12 @@
   minutes. Default 60.
 - `MICRONS_CAVE_IN_FLIGHT`: requests to CAVE in flight at once per run, at most. Default 4.
 - `MICRONS_EXECUTOR`: how a run executes its steps: `in_process` (default; the steps are
-  I/O-bound and share one CAVE connection) or `multiprocess` (a process per step).
+  I/O-bound and share one CAVE connection), `multiprocess` (a process per step) or `celery`
+  (each step a task for Celery workers, which may live on other machines: `deploy/celery/`).
+- `MICRONS_CELERY_BROKER`: the Celery broker URL with `MICRONS_EXECUTOR=celery`, e.g.
+  `redis://broker.example.org:6379/0`; it is also the result backend.
+- `MICRONS_CHUNK_RUNS`: into how many runs a backfill splits a version's synapse chunks
+  (default 1: all in one run). With Celery workers, N runs keep up to N workers busy.
 
 Plain Python: read once when the definitions are built; reading them does no I/O.
 """
@@ -24,6 +29,7 @@ from pathlib import Path
 
 from microns_assets.cave import GLOBAL_SERVER
 from microns_assets.emulator.catalog import DATASTACK as SYNTHETIC_DATASTACK
+from microns_assets.processing.chunks import N_CHUNKS
 
 ENV_SERVER = "MICRONS_CAVE_SERVER"
 ENV_DATASTACK = "MICRONS_DATASTACK"
@@ -32,8 +38,12 @@ ENV_TOKEN = "CAVE_TOKEN"
 ENV_POLL_MINUTES = "MICRONS_VERSIONS_POLL_MINUTES"
 ENV_EXECUTOR = "MICRONS_EXECUTOR"
 ENV_IN_FLIGHT = "MICRONS_CAVE_IN_FLIGHT"
+ENV_CELERY_BROKER = "MICRONS_CELERY_BROKER"
+ENV_CHUNK_RUNS = "MICRONS_CHUNK_RUNS"
 DEFAULT_IN_FLIGHT = 4
-EXECUTORS = ("in_process", "multiprocess")
+EXECUTORS = ("in_process", "multiprocess", "celery")
+#: Broker URL schemes Celery (kombu) accepts that we document; Redis is the tested one.
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqs")
 DEFAULT_POLL_MINUTES = 60
 EMBEDDED = "embedded"
 PUBLIC_DATASTACK = "minnie65_public"
@@ -97,3 +107,33 @@ def executor_from_env(environ: Mapping[str, str] = os.environ) -> str:
             f"or unset it for the default, {EXECUTORS[0]}."
         )
     return name
+
+
+def chunk_runs_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """`MICRONS_CHUNK_RUNS`, validated: 1 to `N_CHUNKS` runs per version's chunks."""
+    runs = _whole_number(environ, ENV_CHUNK_RUNS, 1, "runs")
+    if runs > N_CHUNKS:
+        raise SettingsError(
+            f"{ENV_CHUNK_RUNS}={runs} is more runs than a version has synapse chunks "
+            f"({N_CHUNKS}): set it to at most {N_CHUNKS} (e.g. the number of Celery workers)."
+        )
+    return runs
+
+
+def celery_broker_from_env(environ: Mapping[str, str] = os.environ) -> str | None:
+    """`MICRONS_CELERY_BROKER`, validated; required (and only read) with the Celery executor."""
+    if executor_from_env(environ) != "celery":
+        return None
+    url = (environ.get(ENV_CELERY_BROKER) or "").strip()
+    if not url:
+        raise SettingsError(
+            f"{ENV_EXECUTOR}=celery needs {ENV_CELERY_BROKER}, the URL of the Celery broker the "
+            "workers listen to, e.g. redis://broker.example.org:6379/0."
+        )
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in BROKER_SCHEMES:
+        raise SettingsError(
+            f"{ENV_CELERY_BROKER}={url!r} is not a broker URL: it must start with one of "
+            f"{[s + '://' for s in BROKER_SCHEMES]}, e.g. redis://broker.example.org:6379/0."
+        )
+    return url

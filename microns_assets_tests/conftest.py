@@ -43,9 +43,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return ByModule(config, log)
 
 
+#: The longest units, first (one per xdist worker): both wait on the daemon's 30 s ticks.
+LONGEST = (WEBUI, "microns_assets_tests/distributed/test_celery.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The web UI package first: its backfill waits on the daemon's ticks, the longest unit."""
-    items.sort(key=lambda item: _scope(item.nodeid) != WEBUI)
+    """The longest units first, so they start at once and the short modules fill in after."""
+
+    def rank(item: pytest.Item) -> int:
+        scope = _scope(item.nodeid)
+        return LONGEST.index(scope) if scope in LONGEST else len(LONGEST)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")

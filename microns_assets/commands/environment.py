@@ -21,6 +21,8 @@ from microns_assets.settings import (
     ENV_DATASTACK,
     ENV_SERVER,
     Settings,
+    celery_broker_from_env,
+    chunk_runs_from_env,
     executor_from_env,
     in_flight_from_env,
     poll_minutes_from_env,
@@ -89,7 +91,13 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
     if args.data_dir:
         environ[ENV_DATA_DIR] = str(_absolute(args.data_dir))
     settings = Settings.from_env(environ)
-    for read in (poll_minutes_from_env, in_flight_from_env, executor_from_env):
+    for read in (
+        poll_minutes_from_env,
+        in_flight_from_env,
+        executor_from_env,
+        celery_broker_from_env,
+        chunk_runs_from_env,
+    ):
         read(environ)  # the code location reads them: fail here, saying why
     home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
     home.mkdir(parents=True, exist_ok=True)

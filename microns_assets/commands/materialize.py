@@ -26,7 +26,14 @@ from microns_assets.commands.environment import (
     open_instance,
     resolve,
 )
-from microns_assets.settings import EMBEDDED, ENV_SERVER, Settings
+from microns_assets.settings import (
+    EMBEDDED,
+    ENV_EXECUTOR,
+    ENV_SERVER,
+    Settings,
+    celery_broker_from_env,
+    executor_from_env,
+)
 
 DEMO_VERSION = 1300
 
@@ -183,14 +190,26 @@ def _materialize(
 
 def _run(args: argparse.Namespace, instance, defs, run_config: dict, out):
     """The report of the version's runs, in process or through the daemon (`--submit`)."""
+    celery = executor_from_env() == "celery"
+    if celery and not getattr(args, "submit", False):
+        print(
+            f"error: {ENV_EXECUTOR}=celery runs steps on Celery workers, in the runs the daemon "
+            "launches: add --submit (with a dagster-daemon and `dagster-celery worker`s running, "
+            "see deploy/celery/README.md), or unset it to run here in process.",
+            file=sys.stderr,
+        )
+        return None
     if getattr(args, "submit", False):
+        from microns_assets.executors import BrokerError, check_broker
         from microns_assets.materialize.submit import NoDaemonError, submit_version
 
         try:
+            if celery:
+                check_broker(celery_broker_from_env())
             return submit_version(
                 args.version, instance=instance, defs=defs, run_config=run_config, out=out
             )
-        except NoDaemonError as err:
+        except (NoDaemonError, BrokerError) as err:
             print(f"error: {err}", file=sys.stderr)
             return None
     from microns_assets.materialize import materialize_version

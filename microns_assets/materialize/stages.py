@@ -17,6 +17,7 @@ import dagster as dg
 from dagster._core.definitions.automation_tick_evaluation_context import (
     build_run_requests_with_backfill_policies,  # the backfill daemon's own grouping
 )
+from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.execution.asset_backfill import AssetBackfillData
 
 from microns_assets.partitions import mat_version
@@ -68,8 +69,10 @@ def version_stages(
     ).target_subset
     partitions = list(target.iterate_asset_partitions())
     stages = []
-    for stage in STAGES:
-        keys = {dg.AssetKey.from_user_string(a) for a in stage}
-        wanted = [p for p in partitions if p.asset_key in keys]
-        stages.append(build_run_requests_with_backfill_policies(wanted, graph, instance))
+    # a multi-run policy (MICRONS_CHUNK_RUNS) loads the version partitions from the instance
+    with partition_loading_context(dynamic_partitions_store=instance):
+        for stage in STAGES:
+            keys = {dg.AssetKey.from_user_string(a) for a in stage}
+            wanted = [p for p in partitions if p.asset_key in keys]
+            stages.append(build_run_requests_with_backfill_policies(wanted, graph, instance))
     return stages

@@ -4,6 +4,11 @@ The backfill is the one the web UI's "Materialize all" launches for the version 
 the version's partition of the roots, everything downstream of it); the daemon makes its runs
 (`stages.py`) and executes them with the instance's run launcher. This command only submits it
 and follows it: the backfill's runs as they appear, their chunk progress and failures.
+
+When the version's last submitted backfill failed (a step failed, a worker died, it was
+canceled) and the run config is the same, the new one is its re-execution from failure, as the
+web UI's "Re-execute -> From failure" makes it: only the asset partitions it did not
+materialize, tagged with their parent and root backfill.
 """
 
 from __future__ import annotations
@@ -13,8 +18,13 @@ import time
 from typing import TextIO
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG, BACKFILL_ID_TAG
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+    PARENT_BACKFILL_ID_TAG,
+    ROOT_BACKFILL_ID_TAG,
+)
 from dagster._core.utils import make_new_backfill_id
 from tqdm import tqdm
 
@@ -33,6 +43,9 @@ _DONE = {
     BulkActionStatus.FAILED,
     BulkActionStatus.CANCELED,
 }
+_RETRYABLE = {BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
+#: Tags a submitted backfill with its version, to find the last one of a version.
+VERSION_TAG = "microns_assets/version"
 
 
 class NoDaemonError(RuntimeError):
@@ -64,22 +77,13 @@ def submit_version(
     start = time.perf_counter()
     key = add_version(instance, version)
     ensure_pools(instance)
-    backfill_id = make_new_backfill_id()
-    instance.add_backfill(
-        PartitionBackfill.from_asset_partitions(
-            backfill_id=backfill_id,
-            asset_graph=defs.resolve_asset_graph(),
-            partition_names=[key],
-            asset_selection=all_asset_keys(),
-            backfill_timestamp=time.time(),
-            tags={DRIVER_TAG: "materialize --submit"},
-            dynamic_partitions_store=instance,
-            all_partitions=False,
-            title=f"microns-assets materialize --version {key}",
-            description=None,
-            run_config=run_config or None,
-        )
-    )
+    backfill = _backfill(instance, defs, key, run_config or None)
+    instance.add_backfill(backfill)
+    backfill_id = backfill.backfill_id
+    parent = backfill.tags.get(PARENT_BACKFILL_ID_TAG)
+    if parent:
+        print(f"v{key}: the last backfill ({parent}) failed: re-executing it from failure "
+              "(only what it did not materialize)", file=out, flush=True)  # fmt: skip
     print(f"v{key}: submitted backfill {backfill_id}; the daemon runs it", file=out, flush=True)
     report = Report()
     with tqdm(total=None, desc=f"v{key} synapse chunks", unit="chunk", file=out) as bar:
@@ -91,8 +95,8 @@ def submit_version(
                 if run.run_id not in report.run_ids:
                     report.run_ids.append(run.run_id)
                     bar.write(f"  run {run.run_id[:8]}: {', '.join(_assets(run))}")
-                    if ASSET_PARTITION_RANGE_START_TAG in run.tags:
-                        bar.total = chunk_count(run.tags, instance)
+                    if ASSET_PARTITION_RANGE_START_TAG in run.tags:  # one of the chunk runs
+                        bar.total = (bar.total or 0) + chunk_count(run.tags, instance)
                         bar.refresh()
                 follower.poll(run.run_id)
             if status in _DONE and all(r.is_finished for r in runs):
@@ -105,6 +109,48 @@ def submit_version(
         report.failures.append(StepFailure("backfill", key, f"backfill ended {status.value}"))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _backfill(
+    instance: dg.DagsterInstance, defs: dg.Definitions, key: str, run_config: dict | None
+) -> PartitionBackfill:
+    """A new backfill of the version: everything, or what its failed last one did not do."""
+    graph = defs.resolve_asset_graph()
+    title = f"microns-assets materialize --version {key}"
+    tags = {DRIVER_TAG: "materialize --submit", VERSION_TAG: key}
+    last = instance.get_backfills(filters=BulkActionsFilter(tags={VERSION_TAG: key}), limit=1)
+    if last and last[0].status in _RETRYABLE and (last[0].run_config or None) == run_config:
+        data = last[0].get_asset_backfill_data(graph)
+        missing = data.target_subset - data.materialized_subset
+        if missing.num_partitions_and_non_partitioned_assets:
+            parent = last[0]
+            return PartitionBackfill.from_asset_graph_subset(
+                backfill_id=make_new_backfill_id(),
+                asset_graph_subset=missing,
+                dynamic_partitions_store=instance,
+                tags={
+                    **tags,
+                    PARENT_BACKFILL_ID_TAG: parent.backfill_id,
+                    ROOT_BACKFILL_ID_TAG: parent.tags.get(ROOT_BACKFILL_ID_TAG, parent.backfill_id),
+                },
+                backfill_timestamp=time.time(),
+                title=title,
+                description=None,
+                run_config=run_config,
+            )
+    return PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(),
+        asset_graph=graph,
+        partition_names=[key],
+        asset_selection=all_asset_keys(),
+        backfill_timestamp=time.time(),
+        tags=tags,
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=title,
+        description=None,
+        run_config=run_config,
+    )
 
 
 def _assets(run: dg.DagsterRun) -> list[str]:

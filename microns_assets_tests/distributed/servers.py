@@ -4,6 +4,12 @@ Postgres: Debian's `postgresql` binaries (`.ci/run` installs them), a new cluste
 under /tmp (not pytest's mode-700 tmp dirs, which the `postgres` user cannot enter), run as the
 `postgres` user when we are root (Postgres refuses to run as root), trust authentication on
 127.0.0.1 only, `fsync=off` (a throwaway cluster).
+
+S3: `moto[server]`'s `ThreadedMotoServer`, fake credentials, `AWS_EC2_METADATA_DISABLED` so
+botocore never looks for instance metadata on the network.
+
+Redis: Debian's `redis-server` (`.ci/run` installs it) on a free loopback port, no persistence,
+its files in a temp folder.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,3 +102,138 @@ def postgres_server() -> Iterator[Postgres]:
         raise AssertionError(f"{err.cmd} failed: {err.stderr}\n{detail}") from err
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A Redis server on a free loopback port, without persistence; yields its URL (db 0)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise AssertionError(
+            "redis-server not found: the Celery tests need Debian's `redis-server` package. "
+            "Install it with `sudo apt-get install -y redis-server` (.ci/run does this on CI)."
+        )
+    folder = Path(tempfile.mkdtemp(prefix="microns-redis-", dir="/tmp"))
+    port = free_port()
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(folder), "--logfile", str(folder / "log")]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log = folder / "log"
+                    detail = log.read_text()[-2000:] if log.exists() else ""
+                    raise AssertionError(f"redis-server did not start: {detail}") from None
+                time.sleep(0.1)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+BUCKET = "microns"
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@contextmanager
+def s3_server() -> Iterator[str]:
+    """A moto S3 server with one empty bucket, `BUCKET`; yields its endpoint URL.
+
+    The fake credentials are in this process's environment while it runs (pass `FAKE_AWS` to
+    child processes yourself).
+    """
+    import boto3
+    import pytest
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FAKE_AWS.items():
+            patch.setenv(name, value)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            url = f"http://{host}:{port}"
+            boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
+            yield url
+        finally:
+            server.stop()
+
+
+WORKER_YAML = Path(__file__).resolve().parents[2] / "deploy" / "celery" / "worker.yaml"
+
+
+@dataclass
+class CeleryWorkers:
+    """Running `dagster-celery worker`s: their names and a Celery app to inspect them."""
+
+    names: list[str]
+    broker: str
+    procs: list[subprocess.Popen]
+
+    def app(self):
+        """A Celery client of the broker (to inspect or ping the workers)."""
+        from celery import Celery
+
+        return Celery("dagster", broker=self.broker, backend=self.broker)
+
+
+@contextmanager
+def celery_workers(env: dict[str, str], count: int, logs: Path) -> Iterator[CeleryWorkers]:
+    """`count` workers started as deploy/celery/README.md says, one step at a time each.
+
+    Each in its own session, logs in `logs`; ready once every one answers a ping.
+    """
+    import signal
+
+    exe = Path(sys.executable).parent / "dagster-celery"
+    names = [f"worker{i}" for i in range(count)]
+    procs = []
+    for name in names:
+        args = [str(exe), "worker", "start", "-A", "dagster_celery.app", "-y", str(WORKER_YAML),
+                "-n", name, "--", "--concurrency", "1"]  # fmt: skip
+        with (logs / f"{name}.log").open("wb") as log:
+            procs.append(subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          start_new_session=True))  # fmt: skip
+    workers = CeleryWorkers(names, env["MICRONS_CELERY_BROKER"], procs)
+    try:
+        app = workers.app()
+        deadline = time.monotonic() + 120
+        while True:
+            answered = {next(iter(r)).split("@")[0] for r in app.control.ping(timeout=1.0)}
+            if answered >= set(names):
+                break
+            dead = [p for p in procs if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                tails = {n: (logs / f"{n}.log").read_text()[-2000:] for n in names}
+                raise AssertionError(f"Celery workers did not start: {tails}")
+        yield workers
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)

@@ -13,14 +13,13 @@ import fsspec.config
 import pandas as pd
 import pyarrow as pa
 import pytest
-from moto.server import ThreadedMotoServer
 from upath import UPath
 
 import microns_assets
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.storage import read_frame, write_frame
 from microns_assets.storage.rollup import Streamed, write_batches
-from microns_assets_tests.loopback import free_port
+from microns_assets_tests.distributed.servers import BUCKET, FAKE_AWS, s3_server
 from microns_assets_tests.materialize.cli_helpers import (
     aggregated_truth,
     assert_equals_truth,
@@ -29,30 +28,12 @@ from microns_assets_tests.materialize.cli_helpers import (
     run_cli,
 )
 
-BUCKET = "microns"
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
 
 @pytest.fixture(scope="module")
 def s3():
     """A moto S3 server with one empty bucket; yields its endpoint URL."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in FAKE_AWS.items():
-            patch.setenv(name, value)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            url = f"http://{host}:{port}"
-            boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
-            yield url
-        finally:
-            server.stop()
+    with s3_server() as url:
+        yield url
 
 
 def s3_path(endpoint: str, key: str) -> UPath:

@@ -6,8 +6,14 @@ gets a database of its own. `materialize` runs as a user runs it, in a child pro
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +34,7 @@ from microns_assets_tests.materialize.cli_helpers import (
     run_cli,
     runs_of,
 )
+from microns_assets_tests.webui.server import WORKSPACE, running_daemon
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "dagster.yaml"
 IN_FLIGHT = 2
@@ -128,3 +135,56 @@ def test_an_unset_database_url_is_named(session_emulator, emulator_cache, tmp_pa
     assert "Traceback" not in out.stderr
     assert "environment variable DAGSTER_PG_URL is not set" in out.stderr
     assert "$DAGSTER_PG_URL (NOT set here)" in out.stderr
+
+
+def test_a_run_whose_process_dies_is_marked_failed_by_dagster(
+    postgres, emulator, emulator_cache, tmp_path
+):
+    """A run the daemon launched, its process killed mid-run: Dagster itself fails the run."""
+    home = postgres_home(tmp_path / "home")
+    env = {
+        **clean_env(emulator_cache),
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": postgres.create_database("killed"),
+        "MICRONS_CAVE_SERVER": emulator.url,
+        "MICRONS_DATASTACK": emulator.datastack,
+        "MICRONS_DATA_DIR": str(tmp_path / "data"),
+    }
+    dagster = Path(sys.executable).parent / "dagster"
+    launch = [str(dagster), "job", "launch", "-w", str(WORKSPACE), "-j", "cave_raw_tables",
+              "--tags", json.dumps({"dagster/partition": "1300"})]  # fmt: skip
+    server = emulator.server
+    server.faults = Faults(latency_ms=300)  # the run lasts long enough to be killed mid-run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
+        with (
+            running_daemon(env, tmp_path / "daemon.log"),
+            dg.DagsterInstance.from_config(str(home)) as instance,
+        ):
+            instance.add_dynamic_partitions("mat_version", ["1300"])
+            out = run_cli(launch, env)  # queued; the daemon's run queue launches it
+            assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+            (run,) = instance.get_runs()
+            pid = _run_process(instance, run.run_id, timeout_s=120)
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while not instance.get_run_by_id(run.run_id).is_finished:
+                assert time.monotonic() < deadline, "the killed run is still not failed"
+                time.sleep(0.5)
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            messages = [e.message or "" for e in instance.all_logs(run.run_id)]
+    assert any("SIGKILL" in m for m in messages), messages[-5:]
+
+
+def _run_process(instance: dg.DagsterInstance, run_id: str, timeout_s: float) -> int:
+    """The pid of the run's process, once it has started a step (from its engine event)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        logs = instance.all_logs(run_id)
+        started = any(e.dagster_event and e.dagster_event.is_step_start for e in logs)
+        for entry in logs:
+            found = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
+            if found and started:
+                return int(found.group(1))
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not start a step in {timeout_s} s")

@@ -52,7 +52,7 @@ def runs_of(home: Path) -> list[dg.DagsterRun]:
 
 
 def chunk_materializations(home: Path) -> dict[str, list[dict]]:
-    """Every materialization of each chunk partition of v1300, oldest first: its metadata."""
+    """Every materialization of each chunk partition, oldest first: its metadata."""
     found: dict[str, list[dict]] = {}
     with dg.DagsterInstance.from_config(str(home)) as instance:
         records = instance.fetch_materializations(
@@ -64,10 +64,10 @@ def chunk_materializations(home: Path) -> dict[str, list[dict]]:
     return found
 
 
-def aggregated_truth(emulator, units: pd.DataFrame) -> pd.DataFrame:
+def aggregated_truth(emulator, units: pd.DataFrame, version: int = 1300) -> pd.DataFrame:
     """Every unit to every unit, one row per pair (sum of size, count), sorted by (pre, post)."""
     roots = units["pt_root_id"].to_numpy(np.int64)
-    syn = emulator.ground_truth(1300, "synapses_pni_2")
+    syn = emulator.ground_truth(version, "synapses_pni_2")
     syn = syn[syn["pre_pt_root_id"].isin(roots) & syn["post_pt_root_id"].isin(roots)]
     return (
         syn.groupby(["pre_pt_root_id", "post_pt_root_id"])["size"]

@@ -1,0 +1,285 @@
+"""The deployment of deploy/celery/ all at once, for real, on loopback.
+
+A Postgres instance, `dagster-daemon`, two `dagster-celery` workers on a Redis broker, the data
+dir on moto's S3 server.
+
+The module's fixture first materializes version 1300 locally in process (the reference). Then,
+at the same time, it submits 1300 (the clean run) and 1718 as backfills (`materialize --submit`)
+and kills (SIGKILL) the Celery worker process that executes one of 1718's chunk steps once that
+step has stored a chunk. Then it submits 1718 again. The tests read what happened. The CAVE
+emulator answers every query 20 ms late, so steps overlap as they would on a real server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+)
+from dagster._grpc.types import ExecuteStepArgs
+from dagster._serdes import unpack_value
+from upath import UPath
+
+from microns_assets.emulator import Faults
+from microns_assets.processing.chunks import CHUNK_KEYS
+from microns_assets.storage import read_frame
+from microns_assets_tests.distributed.servers import (
+    BUCKET,
+    FAKE_AWS,
+    CeleryWorkers,
+    celery_workers,
+    postgres_server,
+    redis_server,
+    s3_server,
+)
+from microns_assets_tests.materialize.cli_helpers import (
+    aggregated_truth,
+    assert_equals_truth,
+    clean_env,
+    materialize_args,
+    run_cli,
+)
+from microns_assets_tests.webui.server import running_daemon
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "celery" / "dagster.yaml"
+CLEAN, KILLED = "1300", "1718"
+IN_FLIGHT = 2  # per step; the shipped pool limit is 2 steps: CAVE sees at most 4 at once
+POOL_LIMIT = 2
+DATA = f"s3://{BUCKET}/celery"
+
+
+@dataclass
+class Victim:
+    """The chunk run whose worker process was killed, and what it had stored by then."""
+
+    run_id: str
+    worker: str
+    stored: list[str]
+
+
+@dataclass
+class Deployment:
+    """What the fixture's commands printed and what the instance and the bucket hold."""
+
+    home: Path
+    env: dict[str, str]
+    outputs: dict[str, subprocess.CompletedProcess]
+    victim: Victim
+    max_queries_in_flight: int
+    local: dict[str, pd.DataFrame] = field(default_factory=dict)
+    remote: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+
+def _submit(emulator, home: Path, version: str) -> list[str]:
+    args = materialize_args(emulator, home, Path("unused"), "--submit")
+    args[args.index("1300")] = version
+    args[args.index("--data-dir") + 1] = DATA
+    return args
+
+
+def _chunk_range(instance: dg.DagsterInstance, run_id: str, version: str) -> list[str]:
+    """The chunks a chunk run of `version` covers; [] for any other run."""
+    run = instance.get_run_by_id(run_id)
+    start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG, "") if run else ""
+    if not start.startswith(f"{version}|"):
+        return []
+    end = run.tags[ASSET_PARTITION_RANGE_END_TAG]
+    return [c for c in CHUNK_KEYS if start.split("|")[1] <= c <= end.split("|")[1]]
+
+
+def _stored_chunks(s3: str, datastack: str, version: str) -> list[str]:
+    folder = UPath(f"{DATA}/{datastack}/v{version}/synapse_chunks", endpoint_url=s3)
+    if not folder.exists():
+        return []
+    return sorted(
+        p.name.removesuffix(".parquet") for p in folder.iterdir() if p.suffix == ".parquet"
+    )
+
+
+def _kill_a_chunk_step(
+    workers: CeleryWorkers, instance: dg.DagsterInstance, s3: str, datastack: str
+) -> Victim:
+    """SIGKILL the worker process running a chunk step of KILLED once it stored a chunk."""
+    app = workers.app()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for worker, tasks in (app.control.inspect(timeout=1.0).active() or {}).items():
+            for task in tasks:
+                packed = task["kwargs"]["execute_step_args_packed"]
+                run_id = unpack_value(packed, as_type=ExecuteStepArgs).run_id
+                covered = _chunk_range(instance, run_id, KILLED)
+                stored = [c for c in _stored_chunks(s3, datastack, KILLED) if c in covered]
+                if stored:
+                    os.kill(task["worker_pid"], signal.SIGKILL)
+                    return Victim(run_id, worker, stored)
+        time.sleep(0.2)
+    raise AssertionError(f"no chunk step of {KILLED} stored a chunk on a worker in 300 s")
+
+
+@pytest.fixture(scope="module")
+def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment:
+    base = tmp_path_factory.mktemp("celery")
+    home = base / "home"
+    home.mkdir()
+    shutil.copy(DEPLOY, home / "dagster.yaml")
+    local = run_cli(
+        materialize_args(session_emulator, base / "local-home", base / "local-data"),
+        clean_env(emulator_cache),
+    )
+    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
+    server = session_emulator.server
+    with (
+        postgres_server() as postgres,
+        redis_server() as broker,
+        s3_server() as s3,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        env = {
+            **clean_env(emulator_cache),
+            **FAKE_AWS,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_URL": postgres.create_database("celery"),
+            "FSSPEC_S3_ENDPOINT_URL": s3,
+            "MICRONS_EXECUTOR": "celery",
+            "MICRONS_CELERY_BROKER": broker,
+            "MICRONS_CHUNK_RUNS": "2",
+            "MICRONS_CAVE_IN_FLIGHT": str(IN_FLIGHT),
+            "MICRONS_CAVE_SERVER": session_emulator.url,
+            "MICRONS_DATASTACK": session_emulator.datastack,
+            "MICRONS_DATA_DIR": DATA,
+        }
+        patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])  # this process reads the instance
+        assert server.stats.wait_idle(timeout_s=30)
+        server.stats.reset()
+        server.faults = Faults(latency_ms=20)
+        try:
+            with (
+                celery_workers(env, 2, base) as workers,
+                running_daemon(env, base / "daemon.log"),
+                dg.DagsterInstance.from_config(str(home)) as instance,
+            ):
+                pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+                children = {
+                    v: subprocess.Popen(_submit(session_emulator, home, v), env=env, **pipes)
+                    for v in (CLEAN, KILLED)
+                }
+                try:
+                    victim = _kill_a_chunk_step(workers, instance, s3, session_emulator.datastack)
+                    done = {v: c.communicate(timeout=600) for v, c in children.items()}
+                finally:
+                    for child in children.values():
+                        child.kill() if child.poll() is None else None
+                outputs = {
+                    v: subprocess.CompletedProcess(c.args, c.returncode, *done[v])
+                    for v, c in children.items()
+                }
+                outputs["again"] = run_cli(_submit(session_emulator, home, KILLED), env)
+        finally:
+            server.faults = Faults()
+        deployment = Deployment(home, env, outputs, victim, server.stats.max_queries_in_flight)
+        for version in (CLEAN, KILLED):
+            folder = UPath(f"{DATA}/{session_emulator.datastack}/v{version}", endpoint_url=s3)
+            deployment.remote[version] = {
+                name: read_frame(folder / f"{name}.parquet") for name in ("units", "synapses")
+            }
+        local_dir = base / "local-data" / session_emulator.datastack / f"v{CLEAN}"
+        deployment.local = {
+            n: read_frame(local_dir / f"{n}.parquet") for n in ("units", "synapses")
+        }
+        yield deployment  # the servers stay up while the tests read the instance
+
+
+def _runs(instance: dg.DagsterInstance, version: str) -> list[dg.DagsterRun]:
+    """The runs of the backfills of `version`, oldest first."""
+    backfills = instance.get_backfills()
+    ids = [b.backfill_id for b in backfills if b.tags.get("microns_assets/version") == version]
+    runs = [r for i in ids for r in instance.get_runs(dg.RunsFilter(tags={BACKFILL_ID_TAG: i}))]
+    return sorted(runs, key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp)
+
+
+def _chunk_materializations(instance: dg.DagsterInstance, version: str) -> dict[str, int]:
+    records = instance.fetch_materializations(dg.AssetKey("synapse_chunks"), limit=10_000).records
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.partition_key.startswith(f"{version}|"):
+            counts[record.partition_key] = counts.get(record.partition_key, 0) + 1
+    return counts
+
+
+def _workers_of_chunk_steps(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> set[str]:
+    """The Celery workers that executed the chunk steps of `runs` (from their engine events)."""
+    names = set()
+    for run in runs:
+        if ASSET_PARTITION_RANGE_START_TAG not in run.tags:
+            continue
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT):
+            metadata = entry.dagster_event.event_specific_data.metadata or {}
+            if "Celery worker" in metadata:
+                names.add(metadata["Celery worker"].value.split("@")[0])
+    return names
+
+
+def test_the_clean_version_equals_a_local_in_process_run(deployment):
+    out = deployment.outputs[CLEAN]
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "(4 runs; chunks: 32 downloaded, 0 reused)" in out.stdout  # chunks in 2 runs
+    assert "32/32" in out.stdout  # the progress bar followed both chunk runs
+    remote, local = deployment.remote[CLEAN], deployment.local
+    pd.testing.assert_frame_equal(remote["units"], local["units"])
+    pd.testing.assert_frame_equal(remote["synapses"], local["synapses"])
+    with deployment.instance() as instance:
+        assert _chunk_materializations(instance, CLEAN) == {f"{CLEAN}|{c}": 1 for c in CHUNK_KEYS}
+        runs = _runs(instance, CLEAN)
+        assert len(runs) == 4 and all(r.is_success for r in runs)
+
+
+def test_chunk_steps_spread_over_both_workers_within_the_cave_bound(deployment):
+    with deployment.instance() as instance:
+        runs = _runs(instance, CLEAN) + _runs(instance, KILLED)
+        assert _workers_of_chunk_steps(instance, runs) == {"worker0", "worker1"}
+    # the pool's limit held across both workers and all runs: steps x requests in flight
+    assert 0 < deployment.max_queries_in_flight <= POOL_LIMIT * IN_FLIGHT
+
+
+def test_a_killed_worker_fails_its_run_and_the_rerun_loses_nothing(deployment, session_emulator):
+    first, again = deployment.outputs[KILLED], deployment.outputs["again"]
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    victim = deployment.victim
+    with deployment.instance() as instance:
+        killed = instance.get_run_by_id(victim.run_id)
+        assert killed.status == dg.DagsterRunStatus.FAILURE  # marked failed by Dagster
+        errors = [
+            data.error.to_string()
+            for entry in instance.all_logs(victim.run_id)
+            if entry.dagster_event is not None
+            and (data := entry.dagster_event.event_specific_data) is not None
+            and getattr(data, "error", None) is not None
+        ]
+        assert any("WorkerLostError" in e and "SIGKILL" in e for e in errors), errors
+        # the re-run re-executed the failed backfill from failure: the chunks the killed run
+        # stored were reused, the rest downloaded; each chunk recorded exactly once
+        assert "re-executing it from failure" in again.stdout
+        reused = int(again.stdout.split(" reused)")[0].rsplit(", ", 1)[1])
+        assert reused >= len(victim.stored) > 0
+        assert _chunk_materializations(instance, KILLED) == {f"{KILLED}|{c}": 1 for c in CHUNK_KEYS}
+    merged, units = deployment.remote[KILLED]["synapses"], deployment.remote[KILLED]["units"]
+    assert_equals_truth(merged, aggregated_truth(session_emulator, units, int(KILLED)))
