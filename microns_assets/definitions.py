@@ -7,12 +7,12 @@ from microns_assets.automation.schedules import refresh_newest_version
 from microns_assets.automation.versions_sensor import build_versions_sensor
 from microns_assets.executors import executor_from_settings
 from microns_assets.jobs import ALL_JOBS
-from microns_assets.processing.chunks import N_CHUNKS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import (
     Settings,
     chunk_runs_from_env,
+    chunks_per_run,
     in_flight_from_env,
     poll_minutes_from_env,
 )
@@ -22,9 +22,8 @@ from microns_assets.units.assets import units_and_layers
 settings = Settings.from_env()
 chunk_runs = chunk_runs_from_env()
 if chunk_runs > 1:  # a backfill splits a version's chunks into `chunk_runs` runs
-    per_run = -(-N_CHUNKS // chunk_runs)
     synapse_chunks = synapse_chunks.with_attributes(
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run)
+        backfill_policy=dg.BackfillPolicy.multi_run(chunks_per_run(chunk_runs))
     )
 
 defs = dg.Definitions(

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from microns_assets.settings import ENV_CELERY_BROKER, celery_broker_from_env, executor_from_env
+from microns_assets.settings import (
+    ENV_CELERY_BROKER,
+    ENV_EXECUTOR,
+    SettingsError,
+    celery_broker_from_env,
+    executor_from_env,
+    redacted_url,
+)
 
 #: How long the broker check waits for the broker before it gives up.
 BROKER_TIMEOUT_S = 5.0
@@ -40,23 +47,25 @@ class BrokerError(dg.DagsterError):
     """The Celery broker of `MICRONS_CELERY_BROKER` does not answer."""
 
 
-def redacted(url: str) -> str:
-    """The URL with any password replaced, for messages."""
-    from kombu.utils.url import maybe_sanitize_url
-
-    return maybe_sanitize_url(url)
-
-
 def check_broker(url: str, timeout_s: float = BROKER_TIMEOUT_S) -> None:
-    """Connect to the broker once; `BrokerError` naming the setting when it does not answer."""
-    from kombu import Connection
+    """Ping the (Redis) broker once; `BrokerError` naming the setting when it does not answer.
+
+    Waits at most `timeout_s` to connect and as long for the answer (no retries), also for a
+    host that drops packets instead of refusing.
+    """
+    import redis
 
     try:
-        with Connection(url, connect_timeout=timeout_s) as connection:
-            connection.ensure_connection(max_retries=1, timeout=timeout_s)
-    except Exception as err:  # kombu raises its own and the transport's errors
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError) as err:
         raise BrokerError(
-            f"cannot reach the Celery broker {ENV_CELERY_BROKER}={redacted(url)} "
+            f"cannot reach the Celery broker {ENV_CELERY_BROKER}={redacted_url(url)} "
             f"({type(err).__name__}: {err}). Start the broker, or set {ENV_CELERY_BROKER} to "
             "the URL your `dagster-celery worker`s listen to (the same value in every process: "
             "daemon, run workers, Celery workers)."
@@ -65,8 +74,15 @@ def check_broker(url: str, timeout_s: float = BROKER_TIMEOUT_S) -> None:
 
 def _celery_executor(broker: str) -> dg.ExecutorDefinition:
     from dagster._core.execution.retries import RetryMode
-    from dagster_celery import celery_executor
-    from dagster_celery.executor import CeleryExecutor
+
+    try:
+        from dagster_celery import celery_executor
+        from dagster_celery.executor import CeleryExecutor
+    except ImportError as err:
+        raise SettingsError(
+            f"{ENV_EXECUTOR}=celery needs dagster-celery and the Redis client: install the "
+            f"package with its `distributed` extra (pip install -e '.[distributed]'); {err}"
+        ) from err
 
     class CheckedCeleryExecutor(CeleryExecutor):
         """`dagster-celery`'s executor that checks its broker before submitting steps."""

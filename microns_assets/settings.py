@@ -12,10 +12,11 @@
 - `MICRONS_EXECUTOR`: how a run executes its steps: `in_process` (default; the steps are
   I/O-bound and share one CAVE connection), `multiprocess` (a process per step) or `celery`
   (each step a task for Celery workers, which may live on other machines: `deploy/celery/`).
-- `MICRONS_CELERY_BROKER`: the Celery broker URL with `MICRONS_EXECUTOR=celery`, e.g.
-  `redis://broker.example.org:6379/0`; it is also the result backend.
-- `MICRONS_CHUNK_RUNS`: into how many runs a backfill splits a version's synapse chunks
-  (default 1: all in one run). With Celery workers, N runs keep up to N workers busy.
+- `MICRONS_CELERY_BROKER`: the Celery broker URL with `MICRONS_EXECUTOR=celery`, a Redis URL
+  (`redis://:password@broker.example.org:6379/0`); it is also the result backend.
+- `MICRONS_CHUNK_RUNS`: into how many runs a backfill splits a version's 32 synapse chunks
+  (default 1: all in one run; one of `CHUNK_RUN_COUNTS`: 1-8, 11, 16, 32). With Celery
+  workers or Kubernetes run pods, N runs keep up to N of them busy.
 
 Plain Python: read once when the definitions are built; reading them does no I/O.
 """
@@ -42,8 +43,8 @@ ENV_CELERY_BROKER = "MICRONS_CELERY_BROKER"
 ENV_CHUNK_RUNS = "MICRONS_CHUNK_RUNS"
 DEFAULT_IN_FLIGHT = 4
 EXECUTORS = ("in_process", "multiprocess", "celery")
-#: Broker URL schemes Celery (kombu) accepts that we document; Redis is the tested one.
-BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "sqs")
+#: Broker URL schemes: Redis, which is the result backend too (tested: redis).
+BROKER_SCHEMES = ("redis", "rediss")
 DEFAULT_POLL_MINUTES = 60
 EMBEDDED = "embedded"
 PUBLIC_DATASTACK = "minnie65_public"
@@ -109,15 +110,33 @@ def executor_from_env(environ: Mapping[str, str] = os.environ) -> str:
     return name
 
 
+def _chunks_per_run(runs: int) -> int:
+    return -(-N_CHUNKS // runs)
+
+
+#: Run counts a version's chunks split into exactly: Dagster's multi-run policy cuts the range
+#: into runs of at most ceil(32 / N) chunks, which gives N runs only for these N.
+CHUNK_RUN_COUNTS = tuple(
+    n for n in range(1, N_CHUNKS + 1) if -(-N_CHUNKS // _chunks_per_run(n)) == n
+)
+
+
 def chunk_runs_from_env(environ: Mapping[str, str] = os.environ) -> int:
-    """`MICRONS_CHUNK_RUNS`, validated: 1 to `N_CHUNKS` runs per version's chunks."""
+    """`MICRONS_CHUNK_RUNS`, validated: a count of runs the 32 chunks split into exactly."""
     runs = _whole_number(environ, ENV_CHUNK_RUNS, 1, "runs")
-    if runs > N_CHUNKS:
+    if runs not in CHUNK_RUN_COUNTS:
+        below = max(n for n in CHUNK_RUN_COUNTS if n <= min(runs, N_CHUNKS))
         raise SettingsError(
-            f"{ENV_CHUNK_RUNS}={runs} is more runs than a version has synapse chunks "
-            f"({N_CHUNKS}): set it to at most {N_CHUNKS} (e.g. the number of Celery workers)."
+            f"{ENV_CHUNK_RUNS}={runs}: a backfill cuts a version's {N_CHUNKS} synapse chunks "
+            f"into runs of at most ceil({N_CHUNKS}/N) chunks, which makes exactly N runs only "
+            f"for N in {list(CHUNK_RUN_COUNTS)}; set it to one of those, e.g. {below}."
         )
     return runs
+
+
+def chunks_per_run(runs: int) -> int:
+    """The most chunks one of `runs` chunk runs covers (its backfill policy's limit)."""
+    return _chunks_per_run(runs)
 
 
 def celery_broker_from_env(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -133,7 +152,23 @@ def celery_broker_from_env(environ: Mapping[str, str] = os.environ) -> str | Non
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme not in BROKER_SCHEMES:
         raise SettingsError(
-            f"{ENV_CELERY_BROKER}={url!r} is not a broker URL: it must start with one of "
-            f"{[s + '://' for s in BROKER_SCHEMES]}, e.g. redis://broker.example.org:6379/0."
+            f"{ENV_CELERY_BROKER}={redacted_url(url)!r} is not a Redis URL (the broker is also the "
+            "result backend): it must start with redis:// or rediss://, e.g. "
+            "redis://:password@broker.example.org:6379/0."
+        )
+    if scheme == "rediss" and "ssl_cert_reqs=" not in url:
+        raise SettingsError(
+            f"{ENV_CELERY_BROKER}: a rediss:// URL needs ?ssl_cert_reqs=required (or optional, "
+            "none), as Celery's Redis backend requires."
         )
     return url
+
+
+def redacted_url(url: str) -> str:
+    """The URL with the password of `scheme://user:password@host` replaced by `***`."""
+    head, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{head}://{user}{':***' if ':' in userinfo else ''}@{host}"

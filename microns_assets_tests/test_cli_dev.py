@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def test_dev_serves_our_assets_with_an_emulator_and_cleans_up(tmp_path, emulator
         first = child.stdout.readline()
         assert first.startswith("Embedded CAVE emulator serving minnie65_synthetic at http")
         emulator_url = first.split(" at ")[1].strip()
+        # keep reading its output: a full pipe would block the command (and its shutdown)
+        threading.Thread(target=child.stdout.read, daemon=True).start()
         assert requests.get(f"{emulator_url}/info/version", timeout=10).ok
         assets = wait_for_assets(f"http://127.0.0.1:{port}/graphql", child)
         assert {"units", "layer_segments", "synapse_chunks", "synapses"} <= assets

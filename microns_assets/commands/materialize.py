@@ -165,7 +165,12 @@ def _materialize(
             with _sigterm_as_interrupt():
                 report = _run(args, instance, defs, run_config, out)
         except KeyboardInterrupt:
-            print("\nInterrupted. Run the same command again: only what is missing runs.", file=out)
+            if getattr(args, "submit", False):
+                print("\nInterrupted. The backfill goes on in the daemon: run the same command "
+                      "again to follow it.", file=out)  # fmt: skip
+            else:
+                print("\nInterrupted. Run the same command again: only what is missing runs.",
+                      file=out)  # fmt: skip
             return 130
         if report is None:
             return 2
@@ -250,6 +255,7 @@ def _print_ui_hint(settings: Settings, home: Path, version: int, out) -> None:
 def demo(args: argparse.Namespace) -> int:
     """`materialize` of the demo version on the embedded emulator."""
     os.environ.pop("MICRONS_DATASTACK", None)
+    os.environ.pop(ENV_EXECUTOR, None)  # the demo runs here, in process, whatever is exported
     args.server, args.datastack, args.version = EMBEDDED, None, DEMO_VERSION
     args.force, args.config, args.submit = False, None, False
     return materialize(args, demo=True)

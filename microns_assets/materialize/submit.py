@@ -5,10 +5,12 @@ the version's partition of the roots, everything downstream of it); the daemon m
 (`stages.py`) and executes them with the instance's run launcher. This command only submits it
 and follows it: the backfill's runs as they appear, their chunk progress and failures.
 
-When the version's last submitted backfill failed (a step failed, a worker died, it was
-canceled) and the run config is the same, the new one is its re-execution from failure, as the
-web UI's "Re-execute -> From failure" makes it: only the asset partitions it did not
-materialize, tagged with their parent and root backfill.
+When the version's last backfill submitted by this command failed (a step failed, a worker
+died, it was canceled) and the run config is the same, the new one is its re-execution from
+failure, as the web UI's "Re-execute -> From failure" makes it: only the asset partitions it
+did not materialize, tagged with their parent and root backfill. (A backfill launched in the
+web UI is re-executed there.) When that backfill is still running, the command follows it
+instead of submitting another.
 """
 
 from __future__ import annotations
@@ -77,14 +79,20 @@ def submit_version(
     start = time.perf_counter()
     key = add_version(instance, version)
     ensure_pools(instance)
-    backfill = _backfill(instance, defs, key, run_config or None)
-    instance.add_backfill(backfill)
-    backfill_id = backfill.backfill_id
-    parent = backfill.tags.get(PARENT_BACKFILL_ID_TAG)
-    if parent:
-        print(f"v{key}: the last backfill ({parent}) failed: re-executing it from failure "
-              "(only what it did not materialize)", file=out, flush=True)  # fmt: skip
-    print(f"v{key}: submitted backfill {backfill_id}; the daemon runs it", file=out, flush=True)
+    last = instance.get_backfills(filters=BulkActionsFilter(tags={VERSION_TAG: key}), limit=1)
+    if last and last[0].status not in _DONE:  # e.g. the command was interrupted: follow it
+        backfill_id = last[0].backfill_id
+        print(f"v{key}: backfill {backfill_id} of this version is still running; following it "
+              "(cancel it in the web UI to start another)", file=out, flush=True)  # fmt: skip
+    else:
+        backfill = _backfill(instance, defs, key, run_config or None, last[0] if last else None)
+        instance.add_backfill(backfill)
+        backfill_id = backfill.backfill_id
+        parent = backfill.tags.get(PARENT_BACKFILL_ID_TAG)
+        if parent:
+            print(f"v{key}: the last backfill ({parent}) failed: re-executing it from failure "
+                  "(only what it did not materialize)", file=out, flush=True)  # fmt: skip
+        print(f"v{key}: submitted backfill {backfill_id}; the daemon runs it", file=out, flush=True)
     report = Report()
     with tqdm(total=None, desc=f"v{key} synapse chunks", unit="chunk", file=out) as bar:
         follower = RunFollower(instance, bar)
@@ -112,18 +120,21 @@ def submit_version(
 
 
 def _backfill(
-    instance: dg.DagsterInstance, defs: dg.Definitions, key: str, run_config: dict | None
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    key: str,
+    run_config: dict | None,
+    last: PartitionBackfill | None,
 ) -> PartitionBackfill:
-    """A new backfill of the version: everything, or what its failed last one did not do."""
+    """A new backfill of the version: everything, or what its failed `last` one did not do."""
     graph = defs.resolve_asset_graph()
     title = f"microns-assets materialize --version {key}"
     tags = {DRIVER_TAG: "materialize --submit", VERSION_TAG: key}
-    last = instance.get_backfills(filters=BulkActionsFilter(tags={VERSION_TAG: key}), limit=1)
-    if last and last[0].status in _RETRYABLE and (last[0].run_config or None) == run_config:
-        data = last[0].get_asset_backfill_data(graph)
+    if last and last.status in _RETRYABLE and (last.run_config or None) == run_config:
+        data = last.get_asset_backfill_data(graph)
         missing = data.target_subset - data.materialized_subset
         if missing.num_partitions_and_non_partitioned_assets:
-            parent = last[0]
+            parent = last
             return PartitionBackfill.from_asset_graph_subset(
                 backfill_id=make_new_backfill_id(),
                 asset_graph_subset=missing,

@@ -75,10 +75,9 @@ def _check(name: str, given: tuple[str, ...] | None, allowed: tuple[str, ...]) -
         raise SelectionError(f"unknown {name} {unknown}; use any of {list(allowed)}")
 
 
-def select_roots(units: pd.DataFrame, side: Side, label: str = "selection") -> np.ndarray:
-    """Sorted unique root ids of the units the side selects."""
+def filter_mask(units: pd.DataFrame, side: Side) -> pd.Series:
+    """Which rows of `units` pass the side's filters (not its sample or root ids)."""
     side.validate()
-
     keep = pd.Series(True, index=units.index)
     for column in ("layer", "brain_area", "classification_system", "cell_type"):
         wanted = getattr(side, column)
@@ -89,6 +88,12 @@ def select_roots(units: pd.DataFrame, side: Side, label: str = "selection") -> n
         keep &= units[column].isin(values).fillna(False)
     if side.tuning is not None:
         keep &= (units["tuning_type"] == side.tuning).fillna(False)
+    return keep
+
+
+def select_roots(units: pd.DataFrame, side: Side, label: str = "selection") -> np.ndarray:
+    """Sorted unique root ids of the units the side selects."""
+    keep = filter_mask(units, side)
     roots = np.unique(units.loc[keep, "pt_root_id"].to_numpy(dtype=np.int64))
     if side.root_ids is not None:
         asked = np.unique(np.asarray(side.root_ids, dtype=np.int64))

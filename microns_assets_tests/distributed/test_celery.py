@@ -6,8 +6,9 @@ dir on moto's S3 server.
 The module's fixture first materializes version 1300 locally in process (the reference). Then,
 at the same time, it submits 1300 (the clean run) and 1718 as backfills (`materialize --submit`)
 and kills (SIGKILL) the Celery worker process that executes one of 1718's chunk steps once that
-step has stored a chunk. Then it submits 1718 again. The tests read what happened. The CAVE
-emulator answers every query 20 ms late, so steps overlap as they would on a real server.
+step has stored a chunk. When 1718's command has ended, it submits 1718 again. The tests read
+what happened. The CAVE emulator answers every query 20 ms late, so steps overlap as they would
+on a real server.
 """
 
 from __future__ import annotations
@@ -126,11 +127,20 @@ def _kill_a_chunk_step(
                 run_id = unpack_value(packed, as_type=ExecuteStepArgs).run_id
                 covered = _chunk_range(instance, run_id, KILLED)
                 stored = [c for c in _stored_chunks(s3, datastack, KILLED) if c in covered]
-                if stored:
+                if stored and _still_running(app, worker, task):  # not a pid gone idle
                     os.kill(task["worker_pid"], signal.SIGKILL)
                     return Victim(run_id, worker, stored)
         time.sleep(0.2)
     raise AssertionError(f"no chunk step of {KILLED} stored a chunk on a worker in 300 s")
+
+
+def _still_running(app, worker: str, task: dict) -> bool:
+    """The task is still active on the same worker process (asked again just now)."""
+    active = app.control.inspect(destination=[worker], timeout=1.0, limit=1).active() or {}
+    return any(
+        t["id"] == task["id"] and t["worker_pid"] == task["worker_pid"]
+        for t in active.get(worker, [])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -181,17 +191,23 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
                     v: subprocess.Popen(_submit(session_emulator, home, v), env=env, **pipes)
                     for v in (CLEAN, KILLED)
                 }
+                outputs = {}
                 try:
                     victim = _kill_a_chunk_step(workers, instance, s3, session_emulator.datastack)
-                    done = {v: c.communicate(timeout=600) for v, c in children.items()}
+                    # the killed version's command ends with its failed backfill; submit it
+                    # again at once, while the clean version goes on
+                    for version in (KILLED, "again", CLEAN):
+                        if version == "again":
+                            again = _submit(session_emulator, home, KILLED)
+                            children[version] = subprocess.Popen(again, env=env, **pipes)
+                        child = children[version]
+                        stdout, stderr = child.communicate(timeout=600)
+                        outputs[version] = subprocess.CompletedProcess(
+                            child.args, child.returncode, stdout, stderr
+                        )
                 finally:
                     for child in children.values():
                         child.kill() if child.poll() is None else None
-                outputs = {
-                    v: subprocess.CompletedProcess(c.args, c.returncode, *done[v])
-                    for v, c in children.items()
-                }
-                outputs["again"] = run_cli(_submit(session_emulator, home, KILLED), env)
         finally:
             server.faults = Faults()
         deployment = Deployment(home, env, outputs, victim, server.stats.max_queries_in_flight)

@@ -45,7 +45,7 @@ def _ranges(stage: list[dict]) -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize("runs", [1, 2, 3, 32])
+@pytest.mark.parametrize("runs", [1, 2, 5, 11, 32])
 def test_chunk_runs_split_a_versions_chunks_into_contiguous_ranges(runs):
     raw, chunks, rollup = _stages({"MICRONS_CHUNK_RUNS": str(runs)})
     assert [r["key"] for r in raw] == ["1300"] and [r["key"] for r in rollup] == ["1300"]
