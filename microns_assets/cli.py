@@ -22,6 +22,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def _synapse_density(text: str) -> int:
     try:
         value = int(text)
@@ -118,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         "for the session first. Other arguments go to `dagster dev` (e.g. -p 3001).",
     )
     add_location_flags(dev)
+    dev.add_argument(
+        "--stop-timeout",
+        type=_positive_seconds,
+        default=60.0,
+        help="seconds `dagster dev` gets to stop after Ctrl-C or SIGTERM before it and the "
+        "servers it started are killed (default 60)",
+    )
 
     versions = sub.add_parser(
         "versions",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,7 +35,11 @@ def wait_for_assets(url: str, child: subprocess.Popen, timeout: float = 180) -> 
     raise AssertionError(f"no assets at {url} after {timeout} s")
 
 
-def test_dev_serves_our_assets_with_an_emulator_and_cleans_up(tmp_path, emulator_cache):
+def _start_dev(tmp_path: Path, emulator_cache: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`microns-assets dev` on the embedded server, once the web UI lists our assets.
+
+    Returns the command's process and its emulator's URL; its stderr goes to tmp_path/dev.log.
+    """
     port = free_port()
     child = subprocess.Popen(
         [
@@ -48,44 +53,108 @@ def test_dev_serves_our_assets_with_an_emulator_and_cleans_up(tmp_path, emulator
             str(tmp_path / "d"),
             "--dagster-home",
             str(tmp_path / "home"),
+            *extra,
             "-p",
             str(port),
         ],
         env=clean_env(emulator_cache),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "dev.log").open("w"),
         text=True,
         start_new_session=True,
     )
     try:
         first = child.stdout.readline()
         assert first.startswith("Embedded CAVE emulator serving minnie65_synthetic at http")
-        emulator_url = first.split(" at ")[1].strip()
         # keep reading its output: a full pipe would block the command (and its shutdown)
         threading.Thread(target=child.stdout.read, daemon=True).start()
+        emulator_url = first.split(" at ")[1].strip()
         assert requests.get(f"{emulator_url}/info/version", timeout=10).ok
         assets = wait_for_assets(f"http://127.0.0.1:{port}/graphql", child)
         assert {"units", "layer_segments", "synapse_chunks", "synapses"} <= assets
         assert "cave_raw/nucleus" in assets
-        child.send_signal(signal.SIGTERM)  # what a service manager sends
-        assert child.wait(timeout=300) is not None  # dagster dev stops its servers; slow under load
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
+    except BaseException:
+        os.killpg(child.pid, signal.SIGKILL)
+        raise
+    return child, emulator_url
+
+
+def _dagster_dev_pid(parent: int) -> int:
+    """The `dagster dev` process the command started (it leads its own process group)."""
+    for line in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+        if b"dagster\0dev" in Path(f"/proc/{line}/cmdline").read_bytes():
+            return int(line)
+    raise AssertionError(f"no `dagster dev` child of {parent}")
+
+
+def _stop(child: subprocess.Popen, groups: list[int], log: Path, timeout: float = 120) -> int:
+    """SIGTERM the command (what a service manager sends); its exit code once all is gone.
+
+    All: the command and the process groups `groups`. Else fail, showing what is left and the
+    command's log.
+    """
+    child.send_signal(signal.SIGTERM)
     try:
-        requests.get(f"{emulator_url}/info/version", timeout=5)
-        raise AssertionError("the emulator still answers after dev stopped")
+        code = child.wait(timeout=timeout)
+        deadline = time.monotonic() + 30
+        while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = [g for g in groups if _group_alive(g)]
+        leftover = subprocess.run(
+            ["ps", "-o", "pid,stat,args", "-g", ",".join(map(str, left or [0]))],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert not left, f"processes of `dev` still run after it stopped:\n{leftover}"
+        return code
+    except BaseException as error:
+        tail = log.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"{error}\n--- dev's stderr ---\n{tail}") from error
+    finally:
+        for group in [child.pid, *groups]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _emulator_gone(url: str) -> bool:
+    try:
+        requests.get(f"{url}/info/version", timeout=5)
     except requests.ConnectionError:
-        pass
-    deadline = time.monotonic() + 60  # dagster dev stops its webserver, daemon, code server
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(child.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.5)
-    leftover = subprocess.run(["ps", "-o", "pid,args", "-g", str(child.pid)], capture_output=True)
-    raise AssertionError(f"processes of `dev` still run after it stopped:\n{leftover.stdout}")
+        return True
+    return False
+
+
+def test_dev_serves_our_assets_with_an_emulator_and_cleans_up(tmp_path, emulator_cache):
+    child, emulator_url = _start_dev(tmp_path, emulator_cache)
+    dagster_dev = _dagster_dev_pid(child.pid)
+    code = _stop(child, [child.pid, dagster_dev], tmp_path / "dev.log")
+    assert code == 0  # dagster dev stopped by itself, within the timeout
+    assert "did not stop within" not in (tmp_path / "dev.log").read_text()
+    assert _emulator_gone(emulator_url), "the emulator still answers after dev stopped"
+
+
+def test_a_dagster_dev_that_cannot_stop_is_killed_after_the_stop_timeout(tmp_path, emulator_cache):
+    """A bounded stop: a frozen `dagster dev` and its servers are killed after the timeout.
+
+    Frozen by SIGSTOP, it never handles the SIGTERM passed on to it.
+    """
+    child, emulator_url = _start_dev(tmp_path, emulator_cache, "--stop-timeout", "3")
+    dagster_dev = _dagster_dev_pid(child.pid)
+    os.kill(dagster_dev, signal.SIGSTOP)
+    started = time.monotonic()
+    code = _stop(child, [child.pid, dagster_dev], tmp_path / "dev.log")
+    assert code == 1
+    assert time.monotonic() - started >= 3
+    assert "did not stop within 3 s of the signal" in (tmp_path / "dev.log").read_text()
+    assert _emulator_gone(emulator_url), "the emulator still answers after dev stopped"
 
 
 def test_an_emulator_process_dies_with_the_command_that_started_it(tmp_path):

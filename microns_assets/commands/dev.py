@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from microns_assets.commands.environment import resolve
 from microns_assets.settings import EMBEDDED, ENV_DATASTACK, ENV_SERVER
@@ -45,7 +46,13 @@ def start_emulator(extra: list[str] | None = None) -> tuple[subprocess.Popen, st
 
 
 def dev(args: argparse.Namespace, dagster_args: list[str]) -> int:
-    """Run `dagster dev -m microns_assets.definitions` until interrupted."""
+    """Run `dagster dev -m microns_assets.definitions` until interrupted.
+
+    `dagster dev` runs in its own session, so that this command can stop all of it: Ctrl-C
+    and SIGTERM are passed on, and whatever of it still runs `args.stop_timeout` seconds
+    later (the web server, daemon, code server and run processes) is killed, so that a stop
+    is bounded, as a service manager expects.
+    """
     settings, home = resolve(args)
     emulator = None
     if settings.server == EMBEDDED:
@@ -56,14 +63,50 @@ def dev(args: argparse.Namespace, dagster_args: list[str]) -> int:
     dagster = [sys.executable, "-m", "dagster", "dev", "-m", "microns_assets.definitions"]
     print(f"Dagster instance: {home}\nData:             {settings.data_dir}", flush=True)
     try:
-        child = subprocess.Popen([*dagster, *dagster_args])
-        signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:  # Ctrl-C reached `dagster dev` too; let it shut down
-                continue
+        child = subprocess.Popen(
+            [*dagster, *dagster_args],
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        return _wait_and_stop(child, args.stop_timeout)
     finally:
         if emulator is not None:
             emulator.terminate()
             emulator.wait(timeout=30)
+
+
+def _wait_and_stop(child: subprocess.Popen, stop_timeout: float) -> int:
+    """Wait for `child`; on SIGINT/SIGTERM pass the signal on, kill its group after the timeout."""
+    asked: list[float] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if not asked:
+            asked.append(time.monotonic())
+            print("stopping dagster dev ...", file=sys.stderr, flush=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    code = None
+    while code is None:
+        try:
+            code = child.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            if asked and time.monotonic() - asked[0] > stop_timeout:
+                print(
+                    f"dagster dev did not stop within {stop_timeout:g} s of the signal: "
+                    "killing it and what it started",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _kill_group(child.pid)
+                child.wait()
+                return 1
+    _kill_group(child.pid)  # anything of it left behind (a server it did not stop)
+    return code
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

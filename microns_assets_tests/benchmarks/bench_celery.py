@@ -56,7 +56,10 @@ def one(workers: int, url: str, args: argparse.Namespace, work: Path) -> dict:
             MICRONS_DATA_DIR=str(work / "data"),
         )
         os.environ["DAGSTER_PG_URL"] = env["DAGSTER_PG_URL"]
-        with celery_workers(env, workers, work), running_daemon(env, work / "daemon.log"):
+        with (
+            celery_workers(env, workers, work),
+            running_daemon(env, work / "daemon.log", stock=True),
+        ):
             start = time.perf_counter()
             command = [sys.executable, "-m", "microns_assets.cli", "materialize", "--version",
                        "1300", "--submit"]  # fmt: skip

@@ -8,8 +8,8 @@ it submits 1300 as a backfill (`materialize --submit`), its chunks in two runs, 
 (SIGKILL) the Celery worker process that executes one of the chunk steps once that step has
 stored a chunk; when the command has ended, it submits 1300 again. The tests read what
 happened: the whole version through the deployment, with a worker lost on the way, must equal
-the local run. (One version, not a clean one beside a killed one: the daemon's 30 s ticks make
-each backfill cost minutes.) The CAVE emulator answers every query 20 ms late, so steps
+the local run. (One version, not a clean one beside a killed one: each backfill costs a minute
+or more, run launches and daemon ticks.) The daemon is `fast_daemon`'s. The CAVE emulator answers every query 20 ms late, so steps
 overlap as they would on a real server.
 """
 
@@ -60,7 +60,7 @@ from microns_assets_tests.webui.server import running_daemon
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "celery" / "dagster.yaml"
 VERSION = "1300"
-#: The fixture runs two backfills through the daemon's 30 s ticks: minutes, more under load.
+#: The fixture runs two backfills through the daemon (ticks every few s in tests): minutes.
 pytestmark = pytest.mark.timeout(900)
 IN_FLIGHT = 2  # per step; the shipped pool limit is 2 steps: CAVE sees at most 4 at once
 POOL_LIMIT = 2

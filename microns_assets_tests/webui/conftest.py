@@ -5,7 +5,8 @@ temp `DAGSTER_HOME`; the test sends the GraphQL `launchPartitionBackfill` the UI
 all" sends (every asset, partition 1300 of the roots) and waits for the daemon to finish the
 backfill; then every test of this package reads the result through the same webserver. Meanwhile
 `microns-assets materialize --submit` hands version 1718 to the same daemon as a backfill of its
-own and follows it (the daemon's 30 s ticks serve both at once; `test_submit.py` checks it).
+own and follows it (the daemon's ticks serve both at once; `test_submit.py` checks it). The
+daemon is `fast_daemon`'s: its backfill ticks come every few seconds, not every 30.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ SUBMITTED = "1718"  # the version `materialize --submit` hands to the daemon
 INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 #: Memory-backed when there is one: Dagster's sqlite storage fsyncs every event.
 TMPFS = Path("/dev/shm")
-#: The backfill daemon ticks every 30 s and a version takes three stages: a generous bound.
+#: A version takes three backfill stages and several run launches: a generous bound.
 BACKFILL_TIMEOUT_S = 420
 
 #: What the web UI sends for "Materialize all" with a partition chosen for the roots.
