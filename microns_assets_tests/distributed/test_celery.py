@@ -9,8 +9,8 @@ it submits 1300 as a backfill (`materialize --submit`), its chunks in two runs, 
 stored a chunk; when the command has ended, it submits 1300 again. The tests read what
 happened: the whole version through the deployment, with a worker lost on the way, must equal
 the local run. (One version, not a clean one beside a killed one: each backfill costs a minute
-or more, run launches and daemon ticks.) The daemon is `fast_daemon`'s. The CAVE emulator answers every query 20 ms late, so steps
-overlap as they would on a real server.
+or more, run launches and daemon ticks.) The daemon is `fast_daemon`'s. The CAVE emulator
+answers every query 20 ms late, so steps overlap as they would on a real server.
 """
 
 from __future__ import annotations
