@@ -5,9 +5,12 @@ import dagster as dg
 from microns_assets.automation.conditions import automation_sensor
 from microns_assets.automation.schedules import refresh_newest_version
 from microns_assets.automation.versions_sensor import build_versions_sensor
+from microns_assets.config import load_versions_config
 from microns_assets.executors import executor_from_settings
+from microns_assets.extra_tables import extra_tables
 from microns_assets.jobs import ALL_JOBS
 from microns_assets.raw.assets import raw_assets
+from microns_assets.raw.extra import build_extra_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import (
     Settings,
@@ -20,6 +23,8 @@ from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
 
 settings = Settings.from_env()
+#: Further CAVE tables as `cave_extra/<table>` (MICRONS_EXTRA_TABLES or versions.yaml)
+extra_assets = build_extra_assets(extra_tables(load_versions_config(), settings))
 chunk_runs = chunk_runs_from_env()
 if chunk_runs > 1:  # a backfill splits a version's chunks into `chunk_runs` runs
     synapse_chunks = synapse_chunks.with_attributes(
@@ -27,7 +32,7 @@ if chunk_runs > 1:  # a backfill splits a version's chunks into `chunk_runs` run
     )
 
 defs = dg.Definitions(
-    assets=[*raw_assets, units_and_layers, synapse_chunks, synapses],
+    assets=[*raw_assets, *extra_assets, units_and_layers, synapse_chunks, synapses],
     jobs=ALL_JOBS,
     sensors=[build_versions_sensor(poll_minutes_from_env()), automation_sensor],
     schedules=[refresh_newest_version],

@@ -1,6 +1,7 @@
 """Reading materialized assets from a notebook: `load(asset, version)` returns a DataFrame.
 
-Belongs here: read-only access to the Parquet files the IO manager wrote, found through the
+(`load("connectome", v)` returns the sparse matrix and its index.) Belongs here: read-only
+access to the Parquet (and `.npz`) files the IO manager wrote, found through the
 same layout (`storage.asset_path`) and the same settings (`Settings.from_env`). Not here:
 Dagster (importing or calling this module never imports dagster, and needs no Dagster
 instance), CAVE access, writing files.
@@ -9,6 +10,7 @@ instance), CAVE access, writing files.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from numbers import Integral
 
@@ -18,7 +20,9 @@ from upath import UPath
 from microns_assets.config import ROLES
 from microns_assets.emulator.catalog import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.settings import ENV_DATASTACK, Settings
-from microns_assets.storage import MissingDataError, asset_path, read_frame
+from microns_assets.storage import Connectome, MissingDataError, asset_path, read_frame
+from microns_assets.storage.matrix import MATRIX_ASSETS, read_connectome
+from microns_assets.storage.matrix import SUFFIX as MATRIX_SUFFIX
 
 #: Key prefix of the raw role assets (`raw/assets.py`); a test holds the two equal.
 RAW_PREFIX = "cave_raw"
@@ -32,17 +36,26 @@ ASSETS: dict[str, tuple[str, ...]] = {
     "units": ("units",),
     "layer_segments": ("layer_segments",),
     "synapses": ("synapses",),
+    "connectome": ("connectome",),
     **{role: (RAW_PREFIX, role) for role in ROLES},
     **{f"{RAW_PREFIX}/{role}": (RAW_PREFIX, role) for role in ROLES},
 }
 
 
+#: Key prefix of the extra CAVE tables (`raw/extra.py`): `cave_extra/<table>`.
+EXTRA_PREFIX = "cave_extra"
+_TABLE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
 def _key(asset: str) -> tuple[str, ...]:
+    prefix, _, table = asset.partition("/")
+    if prefix == EXTRA_PREFIX and _TABLE.match(table):
+        return (EXTRA_PREFIX, table)
     if asset not in ASSETS:
         raise ValueError(
             f"unknown asset {asset!r}; valid names are "
             f"{', '.join(name for name in ASSETS if '/' not in name)} "
-            f"(raw roles also as {RAW_PREFIX}/<role>)"
+            f"(raw roles also as {RAW_PREFIX}/<role>; extra tables as {EXTRA_PREFIX}/<table>)"
         )
     return ASSETS[asset]
 
@@ -60,7 +73,8 @@ def _version(version: int | str) -> int:
 def _materialized_elsewhere(data_dir: str, key: tuple[str, ...]) -> str:
     """Where else under `data_dir` this asset exists, as a hint for the error message."""
     try:
-        found = sorted(UPath(data_dir).glob(f"*/v*/{'/'.join(key)}.parquet"))
+        suffix = MATRIX_SUFFIX if key in MATRIX_ASSETS else ".parquet"
+        found = sorted(UPath(data_dir).glob(f"*/v*/{'/'.join(key)}{suffix}"))
     except OSError:
         return ""
     places = [f"{p.parts[-len(key) - 2]} {p.parts[-len(key) - 1]}" for p in found]
@@ -79,13 +93,14 @@ def load(
     datastack: str | None = None,
     data_dir: str | os.PathLike | None = None,
     columns: Sequence[str] | None = None,
-) -> pd.DataFrame:
+) -> pd.DataFrame | Connectome:
     """One materialized asset of one version, as written by the pipeline.
 
     Args:
-        asset: `units`, `layer_segments`, `synapses`, or a raw role (`nucleus`, `cell_types`,
-            `cell_type_corrections`, `proofreading`, `brain_areas`, `coregistration`,
-            `functional_properties`), also as its asset key `cave_raw/<role>`.
+        asset: `units`, `layer_segments`, `synapses`, `connectome`, a raw role (`nucleus`,
+            `cell_types`, `cell_type_corrections`, `proofreading`, `brain_areas`,
+            `coregistration`, `functional_properties`), also as its asset key
+            `cave_raw/<role>`, or an extra CAVE table as `cave_extra/<table>`.
         version: CAVE materialization version, an int or a numeric string (`1300`, `"1300"`).
         datastack: default `MICRONS_DATASTACK` (see `microns_assets.settings`).
         data_dir: root of the Parquet files, a path or fsspec URL; default `MICRONS_DATA_DIR`.
@@ -93,7 +108,10 @@ def load(
 
     Returns:
         The table with the dtypes CAVE sent; its provenance (datastack, version, CAVE tables,
-        package versions, ...) is in `frame.attrs["provenance"]`.
+        package versions, ...) is in `frame.attrs["provenance"]`. For `connectome`: a
+        `Connectome` that unpacks as `matrix, index` (a `scipy.sparse.csr_matrix` of synapses
+        per pair, rows pre and columns post, and the `pt_root_id` of each row and column), its
+        provenance in `.provenance`; `columns` does not apply.
 
     Raises:
         ValueError: unknown asset, a version that is not a number, or unknown columns.
@@ -106,8 +124,15 @@ def load(
     settings = Settings.from_env()
     datastack = datastack or settings.datastack
     root = str(data_dir) if data_dir is not None else settings.data_dir
-    path = asset_path(root, datastack, number, list(key))
+    matrix = key in MATRIX_ASSETS
+    if matrix and columns is not None:
+        raise ValueError(f"{'/'.join(key)} is a matrix, not a table: it has no columns to pick")
+    path = asset_path(
+        root, datastack, number, list(key), suffix=MATRIX_SUFFIX if matrix else ".parquet"
+    )
     try:
+        if matrix:
+            return read_connectome(path)
         return read_frame(path, columns=list(columns) if columns is not None else None)
     except MissingDataError:
         raise MissingDataError(

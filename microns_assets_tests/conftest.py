@@ -32,7 +32,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     Their module- and package-scoped fixtures (a materialized workspace, a webserver with a
     daemon and a finished backfill) are then built once, not once per worker. (xdist's
     `loadgroup` marks do not reach the scheduler under pytest 9: it sets `item._nodeid`, which
-    pytest 9 no longer reads.)
+    pytest 9 no longer reads.) A module of `LAST` (sorted last) starts only once every other
+    worker has finished its tests, and those workers then stop: it runs alone.
     """
     from xdist.scheduler import LoadScopeScheduling
 
@@ -40,19 +41,36 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             return _scope(nodeid)
 
+        def _reschedule(self, node) -> None:
+            if not self.workqueue or next(iter(self.workqueue)) not in LAST:
+                super()._reschedule(node)
+                return
+            others = [n for n in self.nodes if n is not node and not n.shutting_down]
+            if node.shutting_down or any(self._pending_of(self.assigned_work[n]) for n in others):
+                return  # the other workers still run tests: wait for them
+            if self._pending_of(self.assigned_work[node]):
+                return  # and for this worker's own tests
+            self._assign_work_unit(node)
+            if not self.workqueue:
+                for other in others:
+                    other.shutdown()
+
     return ByModule(config, log)
 
 
-#: The longest units, first (one per xdist worker): both wait on the daemon's 30 s ticks.
-LONGEST = (WEBUI, "microns_assets_tests/distributed/test_celery.py")
+#: The longest unit, first: it waits on the daemon, and the short modules fill in beside it.
+FIRST = (WEBUI,)
+#: Last: the Celery deployment (Postgres, Redis, moto, a daemon and two Celery workers) needs
+#: the machine to itself: beside the other heavy modules, 2 cores time it out.
+LAST = ("microns_assets_tests/distributed/test_celery.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest units first, so they start at once and the short modules fill in after."""
+    """The web UI package first, the Celery deployment last, the rest in between."""
 
     def rank(item: pytest.Item) -> int:
         scope = _scope(item.nodeid)
-        return LONGEST.index(scope) if scope in LONGEST else len(LONGEST)
+        return 0 if scope in FIRST else 2 if scope in LAST else 1
 
     items.sort(key=rank)
 

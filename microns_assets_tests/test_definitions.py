@@ -76,7 +76,8 @@ def test_units_assets_depend_on_every_raw_role_and_carry_checks():
         "layer_segments",
         "regions_well_formed",
     ) in checks
-    assert len(checks) == 24  # 2 per raw role, 6 on units/segments, 3 on chunks, 1 on the roll-up
+    assert len(checks) == 25  # 2 per raw role, 6 on units/segments, 3 on chunks, 1 on the roll-up,
+    assert ("connectome", "sums_match_synapses") in checks  # and 1 on the connectome
     assert ("synapse_chunks", "matches_server_count") in checks
 
 
@@ -99,6 +100,9 @@ def test_synapse_assets_partitions_and_lineage():
     rollup = graph.get(dg.AssetKey("synapses"))
     assert rollup.partitions_def.name == "mat_version"
     assert rollup.parent_keys == {dg.AssetKey("synapse_chunks"), dg.AssetKey("units")}
+    connectome = graph.get(dg.AssetKey("connectome"))  # built by the roll-up's step
+    assert connectome.parent_keys == {dg.AssetKey("synapses"), dg.AssetKey("units")}
+    assert connectome.partitions_def.name == "mat_version"
 
 
 def test_settings_defaults_and_embedded_datastack():

@@ -66,7 +66,7 @@ def workspace(session_emulator, tmp_path_factory):
             "dagster/asset_partition_range_end": f"1300|{CHUNK_KEYS[-1]}",
         }
         run(dg.AssetSelection.assets("synapse_chunks"), None, {"post": POST}, every_chunk)
-        paths.update(run(dg.AssetSelection.assets("synapses"), "1300"))
+        paths.update(run(dg.AssetSelection.assets("synapses", "connectome"), "1300"))
         yield data, paths
 
 
@@ -95,6 +95,36 @@ def test_load_returns_the_file_the_io_manager_wrote(workspace, session_emulator,
     prov = frame.attrs["provenance"]
     assert prov["version"] == 1300 and prov["datastack"] == "minnie65_synthetic"
     assert prov["packages"]["pyarrow"]
+
+
+def test_connectome_loads_as_matrix_and_index_in_the_order_of_units(workspace):
+    data, _ = workspace
+    ds = "minnie65_synthetic"
+    matrix, index = microns_assets.load("connectome", 1300, datastack=ds, data_dir=data)
+    units = microns_assets.load("units", 1300, datastack=ds, data_dir=data)
+    synapses = microns_assets.load("synapses", 1300, datastack=ds, data_dir=data)
+    cells = units[units["pt_root_id"].fillna(0) != 0].drop_duplicates("pt_root_id")
+    assert index.tolist() == cells["pt_root_id"].astype("int64").tolist()
+    assert matrix.shape == (len(index), len(index))
+    # each stored pair is its cell pair's n_synapses, from the roll-up's file
+    row, col = matrix.nonzero()
+    pairs = pd.DataFrame(
+        {"pre_pt_root_id": index[row], "post_pt_root_id": index[col], "n": matrix[row, col].A1}
+    )
+    among = synapses[
+        synapses["pre_pt_root_id"].isin(index) & synapses["post_pt_root_id"].isin(index)
+    ]
+    joined = among.merge(pairs, on=["pre_pt_root_id", "post_pt_root_id"], how="outer")
+    assert len(joined) == len(among) == matrix.nnz > 0
+    assert (joined["n"] == joined["n_synapses"]).all()
+    assert (
+        microns_assets.load("connectome", 1300, datastack=ds, data_dir=data).provenance["version"]
+        == 1300
+    )
+    with pytest.raises(ValueError, match="is a matrix, not a table"):
+        microns_assets.load("connectome", 1300, datastack=ds, data_dir=data, columns=["x"])
+    with pytest.raises(MissingDataError, match="connectome of minnie65_synthetic version 1412"):
+        microns_assets.load("connectome", 1412, datastack=ds, data_dir=data)
 
 
 def test_raw_roles_by_name_and_by_key_match_the_emulator(workspace, session_emulator):

@@ -77,3 +77,20 @@ def connectivity_matrix(
     if weight == "binary":
         matrix.data[:] = 1
     return matrix, index
+
+
+def unit_cells(units: pd.DataFrame) -> pd.DataFrame:
+    """The cells of `units` a connectome is over: one row per segment, in the order of `units`.
+
+    Rows without a segment (`pt_root_id` missing or 0) are left out; of rows sharing a
+    `pt_root_id` (a cell with several functional units) the first is kept.
+    """
+    roots = units["pt_root_id"]
+    keep = roots.notna().to_numpy() & (roots.fillna(0).to_numpy() != 0)
+    return units[keep].drop_duplicates("pt_root_id")
+
+
+def synapses_outside(index: pd.Index, synapses: pd.DataFrame) -> np.ndarray:
+    """Whether each synapse row has a partner that is not in `index` (left out of a matrix)."""
+    inside = synapses[PRE].isin(index).to_numpy() & synapses[POST].isin(index).to_numpy()
+    return ~inside

@@ -148,3 +148,52 @@ def connections_from(pre_id: int, synapses: pd.DataFrame, only_id: bool = True):
     """The post root ids of the synapses from `pre_id` (or those synapses: `only_id=False`)."""
     rows = synapses[(synapses[PRE] == pre_id).to_numpy()]
     return rows[POST] if only_id else rows
+
+
+def merge_table(
+    units: pd.DataFrame,
+    table: pd.DataFrame,
+    columns: Sequence[str],
+    on: str = "nucleus_id",
+    how: str = "left",
+) -> pd.DataFrame:
+    """`units` with `columns` of another table (e.g. `load("cave_extra/<table>", v)`) joined on.
+
+    - `on="nucleus_id"`: a reference table, whose `target_id` is the nucleus id (its joined
+      form also has `id_ref`, the nucleus's own id, which is the same);
+    - `on="pt_root_id"`: a table bound to segments (its `pt_root_id`).
+
+    `how` as in `pandas.merge` (`left` keeps every unit, `inner` only those in the table).
+    Raises `ValueError` naming the problem when a column is missing or would clash with a
+    column of `units`, or when the table holds a key more than once (a left join would then
+    repeat units: deduplicate it first, e.g. `table.drop_duplicates("target_id")`).
+    """
+    keys = {"nucleus_id": "target_id", "pt_root_id": "pt_root_id"}
+    if on not in keys:
+        raise ValueError(f"on must be one of {list(keys)}, not {on!r}")
+    key = keys[on]
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    missing = [c for c in [key, *columns] if c not in table.columns]
+    if missing:
+        raise ValueError(f"the table has no column(s) {missing}; it has {list(table.columns)}")
+    clash = [c for c in columns if c in units.columns]
+    if clash:
+        raise ValueError(
+            f"column(s) {clash} exist in units already: rename them in the table first "
+            "(table.rename(columns={...}))"
+        )
+    right = table[[key, *columns]]
+    right = right[right[key].notna()]
+    twice = right[key][right[key].duplicated()].unique()
+    if len(twice):
+        raise ValueError(
+            f"{len(twice)} {key} value(s) appear more than once in the table (e.g. "
+            f"{list(twice[:3])}): joining would repeat units; deduplicate it first, e.g. "
+            f"table.drop_duplicates({key!r})"
+        )
+    right = right.rename(columns={key: on}) if key != on else right
+    left_key = units[on].astype("Int64")
+    merged = units.assign(**{on: left_key}).merge(
+        right.astype({on: "Int64"}), on=on, how=how, validate="many_to_one"
+    )
+    return merged.astype({on: units[on].dtype}) if how == "left" else merged

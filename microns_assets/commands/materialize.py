@@ -65,10 +65,10 @@ def _check_version(settings: Settings, version: int) -> str | None:
     return None
 
 
-def _print_summary(instance, version: int, out) -> None:
+def _print_summary(instance, version: int, out, defs) -> None:
     from microns_assets.materialize.summary import version_summary
 
-    rows = version_summary(instance, str(version))
+    rows = version_summary(instance, str(version), defs.resolve_asset_graph())
     width = max((len(a) for a in rows), default=10)
     for asset, (count, path, parts) in rows.items():
         chunks = f" in {parts} chunks" if parts > 1 else ""
@@ -175,7 +175,7 @@ def _materialize(
         if report is None:
             return 2
         print(f"\nResults of version {args.version}:", file=out)
-        _print_summary(instance, args.version, out)
+        _print_summary(instance, args.version, out, defs)
     for failure in report.failures:
         print(f"FAILED {failure.step} (partition {failure.partition}): {failure.message}", file=out)
     reused = sum(s == "reused" for s in report.chunks.values())

@@ -8,13 +8,14 @@ from microns_assets.commands.environment import cave_connection, resolve
 from microns_assets.config import ROLES
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.storage import asset_path
+from microns_assets.storage.matrix import SUFFIX as MATRIX_SUFFIX
 
 
 def local_state(data_dir: str, datastack: str, version: int) -> str:
     """Which assets of `version` have files in the data dir, e.g. `raw 7/7, units, chunks 32/32`."""
 
-    def exists(asset: list[str], chunk: str | None = None) -> bool:
-        return asset_path(data_dir, datastack, version, asset, chunk).exists()
+    def exists(asset: list[str], chunk: str | None = None, suffix: str = ".parquet") -> bool:
+        return asset_path(data_dir, datastack, version, asset, chunk, suffix).exists()
 
     raw = sum(exists(["cave_raw", role]) for role in ROLES)
     chunks = sum(exists(["synapse_chunks"], c) for c in CHUNK_KEYS)
@@ -22,6 +23,7 @@ def local_state(data_dir: str, datastack: str, version: int) -> str:
     parts += [name for name in ("units", "layer_segments") if exists([name])]
     parts += [f"chunks {chunks}/{len(CHUNK_KEYS)}"] if chunks else []
     parts += ["synapses"] if exists(["synapses"]) else []
+    parts += ["connectome"] if exists(["connectome"], suffix=MATRIX_SUFFIX) else []
     return ", ".join(parts) or "-"
 
 

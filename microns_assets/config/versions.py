@@ -87,15 +87,23 @@ class _VersionsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retry_defaults: RetrySettings = RetrySettings()
+    extra_tables: list[str] = Field(default_factory=list)
     versions: dict[int, _VersionEntry]
 
 
 class VersionsConfig:
     """The validated content of a versions file."""
 
-    def __init__(self, by_version: dict[int, VersionConfig], source: str) -> None:
+    def __init__(
+        self,
+        by_version: dict[int, VersionConfig],
+        source: str,
+        extra_tables: tuple[str, ...] = (),
+    ) -> None:
         self._by_version = dict(sorted(by_version.items()))
         self.source = source
+        #: Further CAVE tables to download as `cave_extra/<table>` (`extra_tables.py`).
+        self.extra_tables = extra_tables
 
     @property
     def versions(self) -> list[int]:
@@ -149,7 +157,7 @@ def parse_versions_config(text: str, source: str) -> VersionsConfig:
         )
         for v, e in parsed.versions.items()
     }
-    return VersionsConfig(by_version, source)
+    return VersionsConfig(by_version, source, tuple(parsed.extra_tables))
 
 
 def load_versions_config(path: str | None = None) -> VersionsConfig:

@@ -25,6 +25,12 @@ COREG = "coregistration_manual_v4"
 FUNC_V3 = "functional_properties_v3_bcm"
 DIGITAL_TWIN = "digital_twin_properties_bcm_coreg_v4"
 SYNAPSES = "synapses_pni_2"
+#: Tables no role uses, for `cave_extra/<table>`: a reference table (to the nucleus table), a
+#: plain one, and one of a row per synapse (over twice the default row cap at `small` scale).
+COLUMN_TYPES = "allen_v1_column_types_slanted_ref"
+ALT_POINTS = "nucleus_alternative_points"
+TARGET_STRUCTURE = "synapse_target_structure"
+EXTRA_TABLES = (COLUMN_TYPES, ALT_POINTS, TARGET_STRUCTURE)
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,11 @@ VERSION_INDEX = {v.number: i for i, v in enumerate(VERSIONS)}
 
 def tables_in(version: int) -> list[str]:
     """The annotation tables version `version` publishes (what `get_tables` lists)."""
-    names = [NUCLEUS, SYNAPSES]
+    names = [NUCLEUS, SYNAPSES, ALT_POINTS]
     if version >= 943:
-        names += [CELL_TYPES, PROOFREADING, AREAS, COREG]
+        names += [CELL_TYPES, PROOFREADING, AREAS, COREG, COLUMN_TYPES]
+    if version >= 1300:
+        names.append(TARGET_STRUCTURE)
     if 943 <= version <= 1412:
         names.append(FUNC_V3)
     if version >= 1507:
@@ -93,6 +101,9 @@ _SCHEMAS = {
     FUNC_V3: ("functional_props_ref", NUCLEUS, "Functional properties v3 (SYNTHETIC)."),
     DIGITAL_TWIN: ("digital_twin_properties", NUCLEUS, "Digital twin properties (SYNTHETIC)."),
     SYNAPSES: ("synapse", None, "Automated synapse detection (SYNTHETIC)."),
+    COLUMN_TYPES: ("cell_type_reference", NUCLEUS, "Cell types in a column (SYNTHETIC)."),
+    ALT_POINTS: ("bound_tag", None, "Alternative point per nucleus (SYNTHETIC)."),
+    TARGET_STRUCTURE: ("bound_tag", None, "Postsynaptic structure per synapse (SYNTHETIC)."),
 }
 
 

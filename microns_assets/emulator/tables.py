@@ -29,6 +29,7 @@ from microns_assets.emulator.synthetic import (
 from microns_assets.vocabulary import STRATEGY_AXON, STRATEGY_DENDRITE
 
 _STRINGS = {"classification_system", "cell_type", "tag", "strategy_axon", "strategy_dendrite"}
+TARGET_STRUCTURES = ("spine", "shaft", "soma")
 
 
 def _dtype(name: str) -> str:
@@ -128,6 +129,9 @@ class VersionTables:
             cat.FUNC_V3: self._func_v3,
             cat.DIGITAL_TWIN: self._digital_twin,
             cat.SYNAPSES: self._synapses,
+            cat.COLUMN_TYPES: self._column_types,
+            cat.ALT_POINTS: self._alt_points,
+            cat.TARGET_STRUCTURE: self._target_structure,
         }
 
     def get(self, table: str) -> pa.Table:
@@ -195,6 +199,30 @@ class VersionTables:
         cols["post_pt_root_id"] = self._roots[s["post_idx"]]
         return _table(cols)
 
+    def _alt_points(self) -> pa.Table:
+        """A second point per nucleus, 2 µm off its centre (plain, bound to the segment)."""
+        c = self.world.cells
+        cols = _common(c["nucleus_id"].size, self.created)
+        cols.update(_point("pt", c["x"] + 500, c["y"], c["z"], c["supervoxel"], self._roots))
+        return _table(cols)
+
+    def _target_structure(self) -> pa.Table:
+        """What each synapse lands on (spine, shaft, soma): a row per synapse (plain)."""
+        s = self.world.synapses
+        cols = _common(s["id"].size, self.created)
+        cols["tag"] = _strings(TARGET_STRUCTURES, (s["id"] * 7 + s["size"]) % 3)
+        cols.update(
+            _point(
+                "pt",
+                s["ctr_x"],
+                s["ctr_y"],
+                s["ctr_z"],
+                s["post_sv"],
+                self._roots[s["post_idx"]],
+            )
+        )
+        return _table(cols)
+
     # --- tables that reference the nucleus table ------------------------------------
     def _reference(self, rows: np.ndarray, own: dict) -> pa.Table:
         cols = _common(rows.size, self.created)
@@ -211,6 +239,14 @@ class VersionTables:
     def _cell_types(self) -> pa.Table:
         c = self.world.cells
         rows = np.flatnonzero(c["typed"])
+        return self._reference(rows, self._typed(c["type"][rows], rows))
+
+    def _column_types(self) -> pa.Table:
+        """Cell types of the typed cells within a slanted column of the volume (a sixth)."""
+        c = self.world.cells
+        x = c["x"].astype(np.float64) + 0.2 * c["y"].astype(np.float64)
+        low, high = np.quantile(x, [0.4, 0.567])
+        rows = np.flatnonzero(c["typed"] & (x >= low) & (x < high))
         return self._reference(rows, self._typed(c["type"][rows], rows))
 
     def _corrections(self) -> pa.Table:

@@ -36,9 +36,13 @@ STAGES: tuple[tuple[str, ...], ...] = (
         "layer_segments",
     ),
     ("synapse_chunks",),
-    ("synapses",),
+    ("synapses", "connectome"),
 )
-STAGE_NAMES = ("raw tables, units and layer segments", "synapse chunks", "synapses roll-up")
+STAGE_NAMES = (
+    "raw tables, units and layer segments",
+    "synapse chunks",
+    "synapses roll-up and connectome",
+)
 
 
 def add_version(instance: dg.DagsterInstance, version: int) -> str:
@@ -49,9 +53,24 @@ def add_version(instance: dg.DagsterInstance, version: int) -> str:
     return key
 
 
-def all_asset_keys() -> list[dg.AssetKey]:
-    """Every asset of the graph, as "Materialize all" selects them."""
-    return [dg.AssetKey.from_user_string(a) for stage in STAGES for a in stage]
+#: Key prefix of the extra CAVE tables (`raw/extra.py`): they join the first stage.
+EXTRA_PREFIX = "cave_extra"
+
+
+def stage_keys(graph: object | None = None) -> list[list[dg.AssetKey]]:
+    """The asset keys of each stage; with the definitions' asset `graph`, its extra tables too."""
+    stages = [[dg.AssetKey.from_user_string(a) for a in stage] for stage in STAGES]
+    if graph is not None:
+        stages[0] += sorted(
+            (k for k in graph.get_all_asset_keys() if k.path[0] == EXTRA_PREFIX),
+            key=lambda k: k.path,
+        )
+    return stages
+
+
+def all_asset_keys(graph: object | None = None) -> list[dg.AssetKey]:
+    """Every asset of the graph, as "Materialize all" selects them (see `stage_keys`)."""
+    return [key for stage in stage_keys(graph) for key in stage]
 
 
 def version_stages(
@@ -62,7 +81,7 @@ def version_stages(
     target = AssetBackfillData.from_asset_partitions(
         asset_graph=graph,
         partition_names=[version],
-        asset_selection=all_asset_keys(),
+        asset_selection=all_asset_keys(graph),
         dynamic_partitions_store=instance,
         backfill_start_timestamp=time.time(),
         all_partitions=False,
@@ -71,8 +90,8 @@ def version_stages(
     stages = []
     # a multi-run policy (MICRONS_CHUNK_RUNS) loads the version partitions from the instance
     with partition_loading_context(dynamic_partitions_store=instance):
-        for stage in STAGES:
-            keys = {dg.AssetKey.from_user_string(a) for a in stage}
+        for stage in stage_keys(graph):
+            keys = set(stage)
             wanted = [p for p in partitions if p.asset_key in keys]
             stages.append(build_run_requests_with_backfill_policies(wanted, graph, instance))
     return stages

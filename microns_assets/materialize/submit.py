@@ -153,7 +153,7 @@ def _backfill(
         backfill_id=make_new_backfill_id(),
         asset_graph=graph,
         partition_names=[key],
-        asset_selection=all_asset_keys(),
+        asset_selection=all_asset_keys(graph),
         backfill_timestamp=time.time(),
         tags=tags,
         dynamic_partitions_store=instance,

@@ -37,10 +37,15 @@ def latest_metadata(
         cursor = page.cursor
 
 
-def version_summary(instance: dg.DagsterInstance, version: str) -> dict[str, tuple[int, str, int]]:
-    """Per asset: (rows, path, partitions materialized), as the instance records them now."""
+def version_summary(
+    instance: dg.DagsterInstance, version: str, graph: object | None = None
+) -> dict[str, tuple[int, str, int]]:
+    """Per asset: (rows, path, partitions materialized), as the instance records them now.
+
+    With the definitions' asset `graph`, its extra tables are listed too.
+    """
     out: dict[str, tuple[int, str, int]] = {}
-    for asset in all_asset_keys():
+    for asset in all_asset_keys(graph):
         found = latest_metadata(instance, asset, _partitions(asset, version))
         if not found:
             continue

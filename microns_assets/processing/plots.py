@@ -1,4 +1,7 @@
-"""Pictures for the UI: cell density along depth with layer boundaries; connectivity by class.
+"""Pictures for the UI: depth profiles, connectivity by class, the connectome.
+
+Cell density along depth with layer boundaries; synapses by cell class; the connectome ordered
+by layer and cell type.
 
 Returns PNG bytes. matplotlib is imported on first use, and only its object API (a `Figure`
 drawn by the Agg canvas: no pyplot, no display, no global figure registry, nothing to close).
@@ -76,4 +79,47 @@ def connectivity_png(matrix: pd.DataFrame) -> bytes:
     ax.set_ylabel("presynaptic class")
     ax.set_title("synapses by cell class")
     fig.colorbar(image, ax=ax, label="synapses")
+    return _png(fig)
+
+
+def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
+    """The connectome (synapses per pair, a sparse matrix over `cells`' rows) as a picture.
+
+    Cells are ordered by layer, then cell type (`(none)` for a missing one), and binned into at most
+    `pixels` x `pixels` blocks of summed synapses (log colour scale); solid lines separate
+    layers, thin ones cell types within a layer.
+    """
+    from matplotlib.colors import LogNorm
+
+    layer = cells["layer"].astype("string").fillna("(none)").to_numpy(dtype=object)
+    kind = cells["cell_type"].astype("string").fillna("(none)").to_numpy(dtype=object)
+    order = np.lexsort((kind, layer))  # stable: by layer, then cell type
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    n = max(len(order), 1)
+    bins = min(pixels, n)
+    coo = matrix.tocoo()
+    grid = np.zeros((bins, bins))
+    np.add.at(grid, (position[coo.row] * bins // n, position[coo.col] * bins // n), coo.data)
+    fig, ax = _figure((6.5, 6.0), left=0.14, right=0.93, bottom=0.1, top=0.92)
+    image = ax.imshow(np.where(grid > 0, grid, np.nan), cmap="magma_r", interpolation="nearest",
+                      norm=LogNorm(vmin=1, vmax=max(grid.max(), 1)))  # fmt: skip
+    sorted_layer, sorted_kind = layer[order], kind[order]
+    layer_starts = np.flatnonzero(sorted_layer[1:] != sorted_layer[:-1]) + 1
+    kind_starts = np.flatnonzero(sorted_kind[1:] != sorted_kind[:-1]) + 1
+    for starts, style in ((kind_starts, {"color": "grey", "lw": 0.3}), (layer_starts, {})):
+        for start in starts * bins / n - 0.5:
+            ax.axhline(start, **({"color": "black", "lw": 0.8} | style))
+            ax.axvline(start, **({"color": "black", "lw": 0.8} | style))
+    edges = np.concatenate(([0], layer_starts, [len(order)]))
+    ticks = ((edges[:-1] + edges[1:]) / 2) * bins / n - 0.5
+    labels = [str(sorted_layer[e]) for e in edges[:-1]]
+    if not len(order):
+        ticks, labels = [], []
+    ax.set_xticks(ticks, labels, fontsize=8, rotation=90)
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.set_xlabel("postsynaptic cell (by layer, then cell type)")
+    ax.set_ylabel("presynaptic cell")
+    ax.set_title(f"{len(order):,} units, {matrix.nnz:,} connected pairs", fontsize=10)
+    fig.colorbar(image, ax=ax, label="synapses per block", shrink=0.8)
     return _png(fig)

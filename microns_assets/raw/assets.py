@@ -9,17 +9,14 @@ target no longer exists and which the server's join drops), or nothing is stored
 """
 
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 
 import dagster as dg
-import pandas as pd
 
-from microns_assets.cave import ServerCount, fetch_verified
 from microns_assets.config import ROLES, VersionConfig, load_versions_config
-from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.partitions import mat_version
 from microns_assets.provenance import provenance
 from microns_assets.raw import checks
+from microns_assets.raw.fetch import Fetched, fetch_table, source_facts
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
 from microns_assets.roles import TableContentError, check_columns, empty_frame
 
@@ -37,18 +34,7 @@ DESCRIPTIONS = {
 }
 
 
-@dataclass
-class _Fetched:
-    """One role's table, its CAVE table (None: absent), the server's count, what to report."""
-
-    frame: pd.DataFrame
-    table: str | None
-    count: ServerCount | None
-    metadata: dict
-    log: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
-
-
-def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str) -> _Fetched:
+def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str) -> Fetched:
     """Download one role's table of a version, verified (runs on a worker thread)."""
     version = cfg.version
     conn = cave.connection
@@ -57,68 +43,15 @@ def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str) -> _Fe
     if table is not None and cfg.inherited_from is not None and table not in conn.tables(version):
         note = f"{table} is not in v{version} (table map inherited from v{cfg.inherited_from})"
         table = None
-    facts = {
-        "datastack": conn.settings.datastack,
-        "server": cave.effective_server,
-        "server_setting": cave.server_address,
-        "synthetic": conn.settings.datastack == SYNTHETIC_DATASTACK,
-        "version": version,
-        "version_timestamp": stamp,
-        "role": role,
-        "cave_table": table,
-    }
+    facts = {**source_facts(cave, version, stamp), "role": role, "cave_table": table}
     if table is None:
         frame = empty_frame(role)
         frame.attrs["provenance"] = provenance(**facts, present=False, note=note)
         metadata = {"present": False, "cave_table": "(absent)", "note": note}
-        return _Fetched(frame, None, None, metadata, [("info", f"role {role!r} is absent")])
-
-    conn.check_table(version, table)
-    queries = []
-    result, count = fetch_verified(
-        conn, version, table, attempts=conn.settings.call_attempts, on_query=queries.append
+        return Fetched(frame, None, None, metadata, [("info", f"role {role!r} is absent")])
+    return fetch_table(
+        cave, version, table, facts, validate=lambda f: check_columns(f, role, table)
     )
-    frame = result.frame
-    check_columns(frame, role, table)
-    query = {"split_key": "id", "queries": result.queries, "capped_and_split": result.capped}
-    log: list[tuple[str, str]] = []
-    if count.orphan_ids:
-        query["orphans_dropped_by_join"] = len(count.orphan_ids)
-        log.append(
-            (
-                "warning",
-                f"{table} v{version}: {len(count.orphan_ids)} of {count.table_rows} annotations "
-                "have no target (their target_id is missing from the target table, or null); "
-                "the server's join drops them, as caveclient does (annotation ids "
-                f"{_sample(count.orphan_ids)})",
-            )
-        )
-    frame.attrs["provenance"] = provenance(**facts, present=True, query=query)
-    log.append(
-        (
-            "info",
-            f"{table} v{version}: {len(frame)} rows in {result.queries} queries "
-            f"({result.capped} capped and split)",
-        )
-    )
-    metadata = {
-        "present": True,
-        "cave_table": table,
-        "version_timestamp": stamp,
-        "queries": result.queries,
-        "capped_queries_split": result.capped,
-        "query_seconds": round(sum(r.elapsed_s for r in queries), 3),
-        "synthetic_data": facts["synthetic"],
-        "server_count": count.table_rows,
-        "orphans_dropped_by_join": len(count.orphan_ids),
-        **({"orphan_annotation_ids": _sample(count.orphan_ids)} if count.orphan_ids else {}),
-    }
-    return _Fetched(frame, table, count, metadata, log)
-
-
-def _sample(ids: tuple[int, ...], n: int = 20) -> str:
-    more = f" and {len(ids) - n} more" if len(ids) > n else ""
-    return ", ".join(map(str, ids[:n])) + more
 
 
 def role_key(role: str) -> dg.AssetKey:

@@ -1,9 +1,10 @@
 """`ParquetIOManager`: the one place assets are stored and loaded (see `storage/`).
 
-Outputs are DataFrames (written whole) or Arrow record-batch streams (written batch by batch,
-for roll-ups bigger than memory); a step that completes many partitions one after the other
-writes each through `store` as it completes. A per-version asset that depends on all chunks of a
-version x chunk asset receives the chunk files as `{chunk: path}`, to stream rather than load.
+Outputs are DataFrames (written whole), Arrow record-batch streams (written batch by batch,
+for roll-ups bigger than memory) or a sparse `Connectome` (one `.npz` file, `storage.matrix`);
+a step that completes many partitions one after the other writes each through `store` as it
+completes. A per-version asset that depends on all chunks of a version x chunk asset receives
+the chunk files as `{chunk: path}`, to stream rather than load.
 """
 
 from collections.abc import Mapping
@@ -14,7 +15,17 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
-from microns_assets.storage import MissingDataError, asset_path, read_frame, write_frame
+from microns_assets.storage import (
+    Connectome,
+    MissingDataError,
+    asset_path,
+    read_connectome,
+    read_frame,
+    write_connectome,
+    write_frame,
+)
+from microns_assets.storage.matrix import MATRIX_ASSETS
+from microns_assets.storage.matrix import SUFFIX as MATRIX_SUFFIX
 from microns_assets.storage.parquet import Written
 from microns_assets.storage.reuse import reusable
 from microns_assets.storage.rollup import Streamed, write_batches
@@ -56,13 +67,32 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     data_dir: str
     datastack: str
 
-    def path_for(self, asset_key: dg.AssetKey, partition_key: str | dg.MultiPartitionKey) -> UPath:
+    def path_for(
+        self,
+        asset_key: dg.AssetKey,
+        partition_key: str | dg.MultiPartitionKey,
+        suffix: str = ".parquet",
+    ) -> UPath:
         """The file of one asset partition."""
         version, chunk = _version_and_chunk(partition_key)
-        return asset_path(self.data_dir, self.datastack, version, list(asset_key.path), chunk)
+        key = list(asset_key.path)
+        return asset_path(self.data_dir, self.datastack, version, key, chunk, suffix)
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | Streamed) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: pd.DataFrame | Streamed | Connectome
+    ) -> None:
         """Write the partition atomically and attach path, row count and a preview."""
+        if isinstance(obj, Connectome):
+            path = self.path_for(context.asset_key, context.partition_key, MATRIX_SUFFIX)
+            written = write_connectome(obj, path)
+            context.add_output_metadata(
+                {
+                    "path": dg.MetadataValue.path(str(written.path)),
+                    "size_bytes": dg.MetadataValue.int(written.bytes),
+                    "provenance": dg.MetadataValue.json(obj.provenance),
+                }
+            )
+            return
         path = self.path_for(context.asset_key, context.partition_key)
         if isinstance(obj, Streamed):
             written = write_batches(obj, path)
@@ -106,10 +136,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         """One stored partition (for a step spanning several versions, which reads each)."""
         return read_frame(self.path_for(asset_key, partition_key))
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, UPath]:
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | Connectome | dict[str, UPath]:
         """The upstream partition of the same version, or all its chunk files."""
         keys = context.asset_partition_keys
         if len(keys) == 1 and not isinstance(keys[0], dg.MultiPartitionKey):
+            if tuple(context.asset_key.path) in MATRIX_ASSETS:
+                return read_connectome(self.path_for(context.asset_key, keys[0], MATRIX_SUFFIX))
             return read_frame(self.path_for(context.asset_key, keys[0]))
         paths = {
             key.keys_by_dimension[CHUNK_DIM]: self.path_for(context.asset_key, key) for key in keys

@@ -1,5 +1,9 @@
-"""Parquet files with provenance, on any `universal_pathlib` path. No Dagster imports."""
+"""Parquet files (and the connectome's `.npz`) with provenance, on any `universal_pathlib` path.
 
+No Dagster imports.
+"""
+
+from microns_assets.storage.matrix import Connectome, read_connectome, write_connectome
 from microns_assets.storage.parquet import (
     CorruptFileError,
     MissingDataError,
@@ -10,10 +14,13 @@ from microns_assets.storage.parquet import (
 )
 
 __all__ = [
+    "Connectome",
     "CorruptFileError",
     "MissingDataError",
     "asset_path",
+    "read_connectome",
     "read_frame",
     "read_provenance",
+    "write_connectome",
     "write_frame",
 ]

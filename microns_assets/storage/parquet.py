@@ -38,14 +38,19 @@ class Written:
 
 
 def asset_path(
-    data_dir: str, datastack: str, version: int | str, asset: list[str], chunk: str | None = None
+    data_dir: str,
+    datastack: str,
+    version: int | str,
+    asset: list[str],
+    chunk: str | None = None,
+    suffix: str = ".parquet",
 ) -> UPath:
-    """Where an asset partition lives."""
+    """Where an asset partition lives (`suffix`: `.npz` for a matrix, `storage.matrix`)."""
     base = UPath(data_dir) / datastack / f"v{version}"
     if chunk is None:
         *folders, name = asset
-        return base.joinpath(*folders, f"{name}.parquet")
-    return base.joinpath(*asset, f"{chunk}.parquet")
+        return base.joinpath(*folders, f"{name}{suffix}")
+    return base.joinpath(*asset, f"{chunk}{suffix}")
 
 
 def write_frame(frame: pd.DataFrame, path: UPath, provenance: dict) -> Written:

@@ -30,13 +30,14 @@ class Streamed:
     """A table too big to hold: a stream of record batches and the provenance to store.
 
     While it is written, `written` tallies what went into the file: `rows`, and the sum of
-    every column named in `tally`.
+    every column named in `tally`; once written, `path` is the file.
     """
 
     reader: pa.RecordBatchReader
     provenance: dict
     tally: tuple[str, ...] = ()
     written: dict[str, int] = field(default_factory=dict)
+    path: UPath | None = None
 
 
 def is_local(path: UPath) -> bool:
@@ -119,4 +120,5 @@ def write_batches(streamed: Streamed, path: UPath) -> Written:
         if tmp.exists():
             tmp.unlink()
     streamed.written = tally
+    streamed.path = path
     return Written(path, tally["rows"], path.stat().st_size)

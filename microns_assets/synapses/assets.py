@@ -2,7 +2,9 @@
 
 The roll-up streams all chunks of a version through DuckDB into one file sorted by (pre, post),
 in bounded memory. Only chunks that passed their blocking checks are ever stored, and the
-roll-up refuses chunk files of different selections or of another chunk code version.
+roll-up refuses chunk files of different selections or of another chunk code version. Once its
+file passed the roll-up check, the same step builds the version's `connectome`
+(`connectome.py`): one step, so a version stays three runs.
 """
 
 import dagster as dg
@@ -16,29 +18,50 @@ from microns_assets.processing.plots import connectivity_png
 from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
 from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir, totals
-from microns_assets.synapses import checks
+from microns_assets.synapses import checks, connectome
 from microns_assets.synapses.chunks import CHUNK_CODE_VERSION, GROUP, synapse_chunks
 
 __all__ = ["synapse_chunks", "synapses"]
 
 
-@dg.asset(
+@dg.multi_asset(
+    name="synapses",
     partitions_def=mat_version,
-    group_name=GROUP,
-    kinds={"duckdb", "parquet"},
+    outs={
+        "synapses": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"duckdb", "parquet"},
+            automation_condition=CARRY_DOWN,
+            description="All synapse chunks of a version in one file, sorted by (pre, post).",
+        ),
+        "connectome": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"scipy"},
+            automation_condition=CARRY_DOWN,
+            description=connectome.DESCRIPTION,
+            is_required=False,  # not built when the roll-up fails its check
+        ),
+    },
     ins={
         "synapse_chunks": dg.AssetIn(partition_mapping=by_version),
         "units": dg.AssetIn(),
     },
-    check_specs=checks.ROLLUP_SPECS,
-    automation_condition=CARRY_DOWN,
+    # lineage as the data flows: the connectome is made from the roll-up (and the units)
+    internal_asset_deps={
+        "synapses": {dg.AssetKey("synapse_chunks"), dg.AssetKey("units")},
+        "connectome": {dg.AssetKey("synapses"), dg.AssetKey("units")},
+    },
+    check_specs=[*checks.ROLLUP_SPECS, connectome.CHECK],
 )
 def synapses(
     context: dg.AssetExecutionContext,
     synapse_chunks: dict[str, UPath],
     units: pd.DataFrame,
 ):
-    """All synapse chunks of a version in one file, sorted by (pre, post), in bounded memory."""
+    """All chunks of a version in one file, sorted by (pre, post); then its connectome.
+
+    The roll-up streams in bounded memory; the connectome is built from the file it wrote.
+    """
     version = int(context.partition_key)
     paths = list(synapse_chunks.values())
     chunk_prov = [read_provenance(p) for p in paths]
@@ -82,6 +105,7 @@ def synapses(
         streamed = Streamed(reader, prov, tally=checks.tallied_columns(selection["mode"]))
         yield dg.Output(
             streamed,
+            output_name="synapses",
             metadata={
                 **{f"total_{k}": v for k, v in chunk_totals.items()},
                 "chunks": len(paths),
@@ -90,4 +114,17 @@ def synapses(
                 "connectivity": png_markdown(connectivity_png(matrix), "synapses by cell class"),
             },
         )
-    yield from checks.rollup_results(streamed.written, chunk_totals, selection["mode"])
+    results = list(checks.rollup_results(streamed.written, chunk_totals, selection["mode"]))
+    yield from results
+    if not all(r.passed for r in results):
+        return  # a roll-up that failed its blocking check is not carried into a connectome
+    written = streamed.written
+    built, metadata, check = connectome.build(
+        streamed.path,
+        units,
+        selection["mode"],
+        written["rows"] if selection["mode"] == "individual" else written["n_synapses"],
+        {**prov, "built_from": "synapses", "weight": "n_synapses"},
+    )
+    yield dg.Output(built, output_name="connectome", metadata=metadata)
+    yield check

@@ -32,7 +32,7 @@ def test_only_derived_assets_carry_an_automation_condition():
     conditioned = {
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition
     }
-    assert conditioned == {"units", "layer_segments", "synapse_chunks", "synapses"}
+    assert conditioned == {"units", "layer_segments", "synapse_chunks", "synapses", "connectome"}
     for role in ROLES:
         assert graph.get(dg.AssetKey(["cave_raw", role])).automation_condition is None
     sensor = defs.resolve_sensor_def("carry_versions_down")

@@ -25,7 +25,14 @@ with dg.instance_for_test() as instance:
     add_version(instance, 1300)
     add_version(instance, 1718)  # another version: the ranges must stay within 1300
     stages = version_stages(defs, instance, "1300")
-    print(json.dumps([[dict(r.tags) | {"key": r.partition_key} for r in s] for s in stages]))
+    print(json.dumps([
+        [
+            dict(r.tags)
+            | {"key": r.partition_key, "assets": [k.to_user_string() for k in r.asset_selection]}
+            for r in s
+        ]
+        for s in stages
+    ]))
 """
 
 
@@ -59,3 +66,17 @@ def test_chunk_runs_split_a_versions_chunks_into_contiguous_ranges(runs):
     assert covered == list(CHUNK_KEYS)  # every chunk once, in order
     sizes = [CHUNK_KEYS.index(e[5:]) - CHUNK_KEYS.index(s[5:]) + 1 for s, e in ranges]
     assert max(sizes) == -(-len(CHUNK_KEYS) // runs)  # at most ceil(32 / N) chunks a run
+
+
+def test_extra_tables_run_with_the_raw_tables_and_the_connectome_with_the_rollup():
+    extra = [
+        "cave_extra/allen_v1_column_types_slanted_ref",
+        "cave_extra/nucleus_alternative_points",
+        "cave_extra/synapse_target_structure",
+    ]
+    raw, _, rollup = _stages({"MICRONS_EXTRA_TABLES": "all", "MICRONS_CAVE_SERVER": "embedded"})
+    assert len(raw) == 1 and set(extra) <= set(raw[0]["assets"])  # one run: still three stages
+    assert "cave_raw/nucleus" in raw[0]["assets"] and "units" in raw[0]["assets"]
+    assert len(rollup) == 1 and set(rollup[0]["assets"]) == {"synapses", "connectome"}
+    default_raw, _, _ = _stages({})
+    assert not [a for a in default_raw[0]["assets"] if a.startswith("cave_extra/")]

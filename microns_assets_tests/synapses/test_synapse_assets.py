@@ -11,7 +11,7 @@ from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.resources import CaveResource
-from microns_assets.storage import read_frame, write_frame
+from microns_assets.storage import read_connectome, read_frame, write_frame
 from microns_assets_tests.conftest import failure_messages
 from microns_assets_tests.synapses.conftest import ALL, CAP
 
@@ -21,7 +21,7 @@ def run(workspace, asset: str, key, config: dict | None = None, resources=None, 
     run_config = {"ops": {asset: {"config": config}}} if config is not None else None
     return dg.materialize(
         ALL,
-        selection=dg.AssetSelection.assets(asset),
+        selection=dg.AssetSelection.assets(asset).required_multi_asset_neighbors(),
         partition_key=key,
         resources=resources or default_resources,
         instance=instance,
@@ -85,9 +85,22 @@ def test_default_selection_aggregated_equals_ground_truth(workspace, session_emu
     assert merged["post_pt_root_id"].tolist() == expected["post_pt_root_id"].tolist()
     assert merged["size"].tolist() == expected["sum"].tolist()
     assert merged["n_synapses"].tolist() == expected["count"].tolist()
-    meta = rollup.get_asset_materialization_events()[0].materialization.metadata
+    events = {
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata
+        for e in rollup.get_asset_materialization_events()
+    }
+    meta = events["synapses"]
     assert meta["total_synapses"].value == expected["count"].sum()
     assert "excitatory_neuron" in meta["synapses_by_class"].value
+    # the same step built the connectome: every synapse among the units, one entry per pair
+    matrix, index = read_connectome(workspace[2] / "connectome.npz")
+    assert set(index) == set(units) and matrix.sum() == expected["count"].sum()
+    assert matrix.nnz == len(expected)
+    connectome = events["connectome"]
+    assert connectome["connected_pairs"].value == len(expected)
+    assert connectome["picture"].value.startswith("![connectome by layer and type](data:image/png")
+    passed = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in checks}
+    assert passed[("connectome", "sums_match_synapses")]
 
 
 def test_individual_synapses_of_a_selection(workspace, session_emulator):

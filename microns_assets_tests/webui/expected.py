@@ -15,7 +15,8 @@ ROLES = (
     "functional_properties",
 )
 RAW = tuple(f"cave_raw/{role}" for role in ROLES)
-VERSIONED = (*RAW, "units", "layer_segments", "synapses")  # partitioned by version only
+TABLES = (*RAW, "units", "layer_segments", "synapses")  # Parquet files, by version only
+VERSIONED = (*TABLES, "connectome")  # partitioned by version only
 KEYS = (*VERSIONED, "synapse_chunks")
 
 GROUPS = {
@@ -24,16 +25,19 @@ GROUPS = {
     "layer_segments": "units",
     "synapse_chunks": "synapses",
     "synapses": "synapses",
+    "connectome": "synapses",
 }
 
-#: Lineage: raw -> units/segments -> chunks -> synapses; the roll-up also reads `units` for its
-#: synapses-by-cell-class heatmap.
+#: Lineage: raw -> units/segments -> chunks -> synapses -> connectome; the roll-up also reads
+#: `units` for its synapses-by-cell-class heatmap, the connectome for its rows and columns.
 EDGES = {
     *((raw, "units") for raw in RAW),
     *((raw, "layer_segments") for raw in RAW),
     ("units", "synapse_chunks"),
     ("synapse_chunks", "synapses"),
     ("units", "synapses"),
+    ("synapses", "connectome"),
+    ("units", "connectome"),
 }
 
 #: Asset checks the README documents (the code may add more).
@@ -42,6 +46,7 @@ CHECKS = {
     "layer_segments": {"regions_well_formed", "all_layers_found"},
     "synapse_chunks": {"no_duplicates", "within_selection"},
     "synapses": {"totals_match_chunks"},
+    "connectome": {"sums_match_synapses"},
 }
 
 N_CHUNKS = 32

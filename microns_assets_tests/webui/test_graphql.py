@@ -9,7 +9,9 @@ import dagster as dg
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from upath import UPath
 
+from microns_assets.storage import read_connectome
 from microns_assets_tests.webui import expected
 from microns_assets_tests.webui.server import graphql
 
@@ -219,7 +221,7 @@ def test_every_partition_of_both_versions_is_materialized(nodes):
     assert stats["numMaterialized"] == stats["numPartitions"] == 2 * expected.N_CHUNKS
 
 
-@pytest.mark.parametrize("key", expected.VERSIONED)
+@pytest.mark.parametrize("key", expected.TABLES)
 def test_row_count_and_path_match_the_parquet_file(webserver, key):
     meta = latest(webserver.url, key)
     path = webserver.materialized.version_dir / f"{key}.parquet"
@@ -273,3 +275,15 @@ def test_every_chunk_and_the_rollup_carry_consistent_counts(webserver, session_e
     assert rollup["total_synapses"] == int(between_units.sum()) > 10_000
     assert "excitatory_neuron" in rollup["synapses_by_class"]
     assert png_of(rollup["connectivity"]).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_connectome_holds_the_rollups_synapses_and_shows_its_picture(webserver):
+    meta = latest(webserver.url, "connectome")
+    path = webserver.materialized.version_dir / "connectome.npz"
+    assert meta["path"] == str(path)
+    matrix, index = read_connectome(UPath(path))
+    rollup = latest(webserver.url, "synapses")
+    assert meta["synapses"] == matrix.sum() == rollup["total_synapses"]  # all among units
+    assert meta["connected_pairs"] == matrix.nnz == rollup["dagster/row_count"]
+    assert meta["units"] == len(index)
+    assert png_of(meta["picture"]).startswith(b"\x89PNG\r\n\x1a\n")

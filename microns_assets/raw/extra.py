@@ -1,0 +1,92 @@
+"""Further CAVE tables of a version as assets `cave_extra/<table>` (group `cave_extra`).
+
+Which tables: `extra_tables.py` (`MICRONS_EXTRA_TABLES`, or `extra_tables:` in versions.yaml).
+They come through the same verified, cap-safe path as the role tables (`raw/fetch.py`: split
+capped answers, rows held against the server's count, orphans of a reference table reported)
+and carry the same two blocking checks. A table is stored as the server sends it (a reference
+table joined with its target, the target's columns suffixed `_ref` where names clash). A table
+that a version does not have is not materialized for that version: the step logs it, records
+an observation saying so, and succeeds.
+"""
+
+import re
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+import dagster as dg
+
+from microns_assets.config import load_versions_config
+from microns_assets.partitions import mat_version
+from microns_assets.raw import checks
+from microns_assets.raw.fetch import fetch_table, source_facts
+from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
+
+GROUP = "cave_extra"
+KEY_PREFIX = "cave_extra"
+
+
+def extra_key(table: str) -> dg.AssetKey:
+    """The asset key of an extra table."""
+    return dg.AssetKey([KEY_PREFIX, table])
+
+
+def _output(table: str) -> str:
+    """An op output name for `table` (Dagster names allow letters, digits and _)."""
+    return "t_" + re.sub(r"\W", "_", table)
+
+
+def build_extra_assets(tables: tuple[str, ...]) -> list[dg.AssetsDefinition]:
+    """One subsettable multi-asset downloading the selected `tables` of a version ([] if none)."""
+    if not tables:
+        return []
+
+    @dg.multi_asset(
+        name="download_extra_tables",
+        outs={
+            _output(t): dg.AssetOut(
+                key=extra_key(t),
+                group_name=GROUP,
+                description=f"CAVE table `{t}` of the version, as the server sends it.",
+                kinds={"pandas", "parquet"},
+                tags={"microns/cave_table": t},
+                is_required=False,
+            )
+            for t in tables
+        },
+        partitions_def=mat_version,
+        check_specs=[spec for t in tables for spec in checks.check_specs(extra_key(t))],
+        can_subset=True,
+        pool="cave",
+    )
+    def download_extra_tables(context: dg.AssetExecutionContext, cave: CaveResource):
+        """Download the selected extra tables of a version concurrently, over one connection."""
+        cfg = load_versions_config().get(int(context.partition_key))
+        selected = [t for t in tables if extra_key(t) in context.selected_asset_keys]
+        with cave_errors_as_failures(context, cfg.retry):
+            conn = cave.connection
+            version = conn.check_version(cfg.version)
+            listed = set(conn.tables(version))
+            for table in [t for t in selected if t not in listed]:
+                message = f"{table} is not a table of v{version}: nothing stored for it"
+                context.log.warning(message)
+                yield dg.AssetObservation(
+                    asset_key=extra_key(table),
+                    partition=context.partition_key,
+                    metadata={"present": False, "note": message},
+                )
+            present = [t for t in selected if t in listed]
+            stamp = conn.version_metadata(version)["time_stamp"].isoformat()
+            facts = source_facts(cave, version, stamp)
+            with ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-extra") as pool:
+                futures = {
+                    pool.submit(fetch_table, cave, version, t, {**facts, "cave_table": t}): t
+                    for t in present
+                }
+                for future in as_completed(futures):
+                    table = futures[future]
+                    got = future.result()
+                    for level, message in got.log:
+                        getattr(context.log, level)(message)
+                    yield dg.Output(got.frame, output_name=_output(table), metadata=got.metadata)
+                    yield from checks.check_results(extra_key(table), got.frame, table, got.count)
+
+    return [download_extra_tables]

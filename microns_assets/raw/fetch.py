@@ -1,0 +1,100 @@
+"""One CAVE table of a version, downloaded verified: what the raw role and extra assets share.
+
+`fetch_table` runs `cave.fetch_verified` (capped answers split and re-queried, rows held
+against the server's own count, orphan annotations of a reference table identified) and says
+what to store and report: the frame with its provenance, the asset metadata, log lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from microns_assets.cave import ServerCount, fetch_verified
+from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
+from microns_assets.provenance import provenance
+from microns_assets.resources.cave import CaveResource
+
+
+@dataclass
+class Fetched:
+    """A table, its CAVE table (None: absent), the server's count, what to report."""
+
+    frame: pd.DataFrame
+    table: str | None
+    count: ServerCount | None
+    metadata: dict
+    log: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
+
+
+def source_facts(cave: CaveResource, version: int, stamp: str) -> dict:
+    """Where a table of `version` comes from, for its provenance."""
+    settings = cave.connection.settings
+    return {
+        "datastack": settings.datastack,
+        "server": cave.effective_server,
+        "server_setting": cave.server_address,
+        "synthetic": settings.datastack == SYNTHETIC_DATASTACK,
+        "version": version,
+        "version_timestamp": stamp,
+    }
+
+
+def fetch_table(
+    cave: CaveResource,
+    version: int,
+    table: str,
+    facts: dict,
+    validate: Callable[[pd.DataFrame], None] | None = None,
+) -> Fetched:
+    """Download `table` of `version`, verified; `validate(frame)` may raise before storing."""
+    conn = cave.connection
+    conn.check_table(version, table)
+    queries = []
+    result, count = fetch_verified(
+        conn, version, table, attempts=conn.settings.call_attempts, on_query=queries.append
+    )
+    frame = result.frame
+    if validate is not None:
+        validate(frame)
+    query = {"split_key": "id", "queries": result.queries, "capped_and_split": result.capped}
+    log: list[tuple[str, str]] = []
+    if count.orphan_ids:
+        query["orphans_dropped_by_join"] = len(count.orphan_ids)
+        log.append(
+            (
+                "warning",
+                f"{table} v{version}: {len(count.orphan_ids)} of {count.table_rows} annotations "
+                "have no target (their target_id is missing from the target table, or null); "
+                "the server's join drops them, as caveclient does (annotation ids "
+                f"{_sample(count.orphan_ids)})",
+            )
+        )
+    frame.attrs["provenance"] = provenance(**facts, present=True, query=query)
+    log.append(
+        (
+            "info",
+            f"{table} v{version}: {len(frame)} rows in {result.queries} queries "
+            f"({result.capped} capped and split)",
+        )
+    )
+    metadata = {
+        "present": True,
+        "cave_table": table,
+        "version_timestamp": facts.get("version_timestamp"),
+        "queries": result.queries,
+        "capped_queries_split": result.capped,
+        "query_seconds": round(sum(r.elapsed_s for r in queries), 3),
+        "synthetic_data": facts.get("synthetic"),
+        "server_count": count.table_rows,
+        "orphans_dropped_by_join": len(count.orphan_ids),
+        **({"orphan_annotation_ids": _sample(count.orphan_ids)} if count.orphan_ids else {}),
+    }
+    return Fetched(frame, table, count, metadata, log)
+
+
+def _sample(ids: tuple[int, ...], n: int = 20) -> str:
+    more = f" and {len(ids) - n} more" if len(ids) > n else ""
+    return ", ".join(map(str, ids[:n])) + more
