@@ -45,15 +45,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             if not self.workqueue or next(iter(self.workqueue)) not in LAST:
                 super()._reschedule(node)
                 return
-            others = [n for n in self.nodes if n is not node and not n.shutting_down]
-            if node.shutting_down or any(self._pending_of(self.assigned_work[n]) for n in others):
-                return  # the other workers still run tests: wait for them
-            if self._pending_of(self.assigned_work[node]):
-                return  # and for this worker's own tests
+            # A worker runs its last test only once it gets more work or is shut down (pytest
+            # needs the next item), so "done" is one pending test, not none.
+            live = [n for n in self.nodes if not n.shutting_down]
+            if node.shutting_down or any(self._pending_of(self.assigned_work[n]) > 1 for n in live):
+                return  # a worker still has tests to run: the last module waits for them
             self._assign_work_unit(node)
             if not self.workqueue:
-                for other in others:
-                    other.shutdown()
+                for other in live:
+                    if other is not node:
+                        other.shutdown()  # it runs its one last test and stops
 
     return ByModule(config, log)
 

@@ -31,6 +31,7 @@ from microns_assets.settings import (
     ENV_EXECUTOR,
     ENV_SERVER,
     Settings,
+    SettingsError,
     celery_broker_from_env,
     executor_from_env,
 )
@@ -75,8 +76,12 @@ def _print_summary(instance, version: int, out, defs) -> None:
         print(f"  {asset:<{width}}  {count:>9,} rows{chunks}  {path}", file=out)
 
 
-def _validate(version: int, run_config: dict, defs) -> str | None:
-    """A message if the run config or the versions file would fail the runs, else None."""
+def _validate(version: int, run_config: dict) -> tuple[str | None, object]:
+    """A message if the versions file, the settings or the run config would fail the runs.
+
+    Returns (message or None, the definitions when they loaded). The versions file comes
+    first: the definitions read it (its `extra_tables`).
+    """
     from microns_assets.materialize.validate import (
         InvalidInput,
         check_run_config,
@@ -85,10 +90,17 @@ def _validate(version: int, run_config: dict, defs) -> str | None:
 
     try:
         check_versions_file(version)
+    except InvalidInput as err:
+        return str(err), None
+    try:
+        from microns_assets.definitions import defs  # after `resolve` exported the settings
+    except SettingsError as err:
+        return str(err), None
+    try:
         check_run_config(run_config, defs.resolve_implicit_global_asset_job_def())
     except InvalidInput as err:
-        return str(err)
-    return None
+        return str(err), defs
+    return None, defs
 
 
 def _with_force(run_config: dict) -> dict:
@@ -145,9 +157,8 @@ def _materialize(
     if args.force:
         run_config = _with_force(run_config)
     out = sys.stdout
-    from microns_assets.definitions import defs  # after `resolve` exported the settings
-
-    problem = _validate(args.version, run_config, defs) or _check_version(served, args.version)
+    problem, defs = _validate(args.version, run_config)
+    problem = problem or _check_version(served, args.version)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

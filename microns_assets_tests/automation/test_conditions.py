@@ -24,6 +24,7 @@ from microns_assets_tests.conftest import failure_messages
 UNITS = {dg.AssetKey("units"), dg.AssetKey("layer_segments")}
 CHUNKS = dg.AssetKey("synapse_chunks")
 ROLLUP = dg.AssetKey("synapses")
+CONNECTOME = dg.AssetKey("connectome")  # built by the roll-up's step: requested with it
 ALL_CHUNKS = [f"{i:02d}" for i in range(32)]
 SEEN_BEFORE = ["117", "943", "1300", "1507", "1621"]
 
@@ -90,8 +91,9 @@ def test_a_new_version_flows_down_and_the_rollup_waits_for_every_chunk(emulator,
     assert flow.tick() == {}  # no partial roll-up; a failed chunk is not retried by automation
 
     assert flow.materialize({CHUNKS}, chunk("1718", "31")).success  # re-run by hand
-    assert flow.tick() == {ROLLUP: {"1718"}}  # now, and only now, the roll-up
-    assert flow.materialize({ROLLUP}, "1718").success
+    # now, and only now, the roll-up (and the connectome its step builds)
+    assert flow.tick() == {ROLLUP: {"1718"}, CONNECTOME: {"1718"}}
+    assert flow.materialize({ROLLUP, CONNECTOME}, "1718").success
     assert flow.tick() == {}  # settled: nothing is requested again
 
     base = UPath(tmp_path) / emulator.datastack / "v1718"
