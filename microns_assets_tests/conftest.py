@@ -32,8 +32,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     Their module- and package-scoped fixtures (a materialized workspace, a webserver with a
     daemon and a finished backfill) are then built once, not once per worker. (xdist's
     `loadgroup` marks do not reach the scheduler under pytest 9: it sets `item._nodeid`, which
-    pytest 9 no longer reads.) A module of `LAST` (sorted last) starts only once every other
-    worker has finished its tests, and those workers then stop: it runs alone.
+    pytest 9 no longer reads.) A module of `LAST` starts only once every worker has finished
+    the tests before it; the light modules sorted after it then run beside it.
     """
     from xdist.scheduler import LoadScopeScheduling
 
@@ -51,27 +51,38 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             if node.shutting_down or any(self._pending_of(self.assigned_work[n]) > 1 for n in live):
                 return  # a worker still has tests to run: the last module waits for them
             self._assign_work_unit(node)
-            if not self.workqueue:
-                for other in live:
-                    if other is not node:
-                        other.shutdown()  # it runs its one last test and stops
+            for other in live:
+                if other is node:
+                    continue
+                if self.workqueue:  # the light modules after it, beside it
+                    super()._reschedule(other)
+                else:
+                    other.shutdown()  # it runs its one last test and stops
 
     return ByModule(config, log)
 
 
 #: The longest unit, first: it waits on the daemon, and the short modules fill in beside it.
 FIRST = (WEBUI,)
-#: Last: the Celery deployment (Postgres, Redis, moto, a daemon and two Celery workers) needs
-#: the machine to itself: beside the other heavy modules, 2 cores time it out.
+#: The Celery deployment (Postgres, Redis, moto, a daemon and two Celery workers) must not run
+#: beside the other heavy modules (on 2 cores they time it out): it starts once they are done,
+#: and only the light modules of `LIGHT` (unit tests, no servers or daemons) run beside it.
 LAST = ("microns_assets_tests/distributed/test_celery.py",)
+LIGHT = tuple(
+    f"microns_assets_tests/{folder}/" for folder in ("analysis", "processing", "config", "storage")
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The web UI package first, the Celery deployment last, the rest in between."""
+    """The web UI package first, then the heavy modules, the Celery deployment, the light ones."""
 
     def rank(item: pytest.Item) -> int:
         scope = _scope(item.nodeid)
-        return 0 if scope in FIRST else 2 if scope in LAST else 1
+        if scope in FIRST:
+            return 0
+        if scope in LAST:
+            return 2
+        return 3 if scope.startswith(LIGHT) else 1
 
     items.sort(key=rank)
 

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microns_assets.analysis import connectivity_matrix, remap_all_tables
+from microns_assets.analysis import (
+    connectivity_matrix,
+    remap_all_tables,
+    synapses_outside,
+    unit_cells,
+)
 
 UNITS = pd.DataFrame({"pt_root_id": [30, 10, 20], "layer": ["L4", "L2/3", "L5"]})
 #: aggregated (one row per pair) as `load("synapses", v)` gives it; 99 is not a unit
@@ -91,3 +96,18 @@ def test_nullable_ids_as_load_gives_them():
     matrix, index = connectivity_matrix(units, AGGREGATED)
     assert matrix.toarray().tolist() == [[1, 0, 0], [1, 0, 3], [0, 2, 0]]
     assert index.dtype == np.int64
+
+
+def test_unit_cells_one_row_per_segment_in_order():
+    units = pd.DataFrame(
+        {
+            "nucleus_id": [1, 2, 3, 4, 5],
+            "pt_root_id": pd.array([30, 0, 10, 30, None], dtype="Int64"),
+            "session": [4, 4, 5, 6, 6],
+        }
+    )
+    cells = unit_cells(units)
+    assert cells["nucleus_id"].tolist() == [1, 3]  # no segment (0, <NA>) out, first of 30 kept
+    synapses = pd.DataFrame({"pre_pt_root_id": [30, 10, 99], "post_pt_root_id": [10, 77, 30]})
+    index = pd.Index(cells["pt_root_id"].astype("int64"))
+    assert synapses_outside(index, synapses).tolist() == [False, True, True]
