@@ -32,8 +32,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     Their module- and package-scoped fixtures (a materialized workspace, a webserver with a
     daemon and a finished backfill) are then built once, not once per worker. (xdist's
     `loadgroup` marks do not reach the scheduler under pytest 9: it sets `item._nodeid`, which
-    pytest 9 no longer reads.) A module of `LAST` starts only once every worker has finished
-    the tests before it; the light modules sorted after it then run beside it.
+    pytest 9 no longer reads.) A module of `LAST` (sorted last) starts only once every worker
+    has finished the tests before it, and the other workers then stop: it runs alone.
     """
     from xdist.scheduler import LoadScopeScheduling
 
@@ -54,7 +54,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             for other in live:
                 if other is node:
                     continue
-                if self.workqueue:  # the light modules after it, beside it
+                if self.workqueue:  # (nothing is sorted after it)
                     super()._reschedule(other)
                 else:
                     other.shutdown()  # it runs its one last test and stops
@@ -64,25 +64,20 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 #: The longest unit, first: it waits on the daemon, and the short modules fill in beside it.
 FIRST = (WEBUI,)
-#: The Celery deployment (Postgres, Redis, moto, a daemon and two Celery workers) must not run
-#: beside the other heavy modules (on 2 cores they time it out): it starts once they are done,
-#: and only the light modules of `LIGHT` (unit tests, no servers or daemons) run beside it.
+#: Last and alone: the Celery deployment (Postgres, Redis, moto, a daemon and two Celery
+#: workers). Beside other modules, 2 cores time it out or put every chunk step on one worker
+#: (seen with only the light unit-test modules beside it).
 LAST = ("microns_assets_tests/distributed/test_celery.py",)
-LIGHT = tuple(
-    f"microns_assets_tests/{folder}/" for folder in ("analysis", "processing", "config", "storage")
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The web UI package first, then the heavy modules, the Celery deployment, the light ones."""
+    """The web UI package first, the Celery deployment last, the rest in between."""
 
     def rank(item: pytest.Item) -> int:
         scope = _scope(item.nodeid)
         if scope in FIRST:
             return 0
-        if scope in LAST:
-            return 2
-        return 3 if scope.startswith(LIGHT) else 1
+        return 2 if scope in LAST else 1
 
     items.sort(key=rank)
 

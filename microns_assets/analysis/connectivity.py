@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # imported where a matrix is built: loading definitions stays quick
+    import scipy.sparse as sp
 
 PRE, POST = "pre_pt_root_id", "post_pt_root_id"
 WEIGHTS = ("n_synapses", "size", "binary")
@@ -59,6 +63,8 @@ def connectivity_matrix(
     aggregated table, or one per row of an individual one), `size` (summed synapse size) or
     `binary` (1 for a connected pair). Synapses from or onto cells outside `units` are left out.
     """
+    import scipy.sparse as sp
+
     if weight not in WEIGHTS:
         raise ValueError(f"unknown weight {weight!r}; use one of {list(WEIGHTS)}")
     index = _unit_index(units)

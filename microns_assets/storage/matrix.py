@@ -15,13 +15,16 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from upath import UPath
 
 from microns_assets.storage.parquet import CorruptFileError, MissingDataError, Written
+
+if TYPE_CHECKING:  # scipy is imported where a matrix is read: loading definitions stays quick
+    import scipy.sparse as sp
 
 SUFFIX = ".npz"
 #: Asset key paths stored as a matrix file, not Parquet.
@@ -89,6 +92,8 @@ def read_connectome(path: UPath) -> Connectome:
             if missing:
                 raise CorruptFileError(f"{path} lacks {missing}: not a connectome file")
             arrays = {a: z[a] for a in _ARRAYS}
+        import scipy.sparse as sp
+
         shape = tuple(int(s) for s in arrays["shape"])
         matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=shape)
         index = pd.Index(arrays["pt_root_id"], name="pt_root_id")
