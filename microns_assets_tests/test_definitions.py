@@ -16,18 +16,28 @@ from microns_assets.settings import Settings, SettingsError, poll_minutes_from_e
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens: any network call at load would fail
 
 
+#: Imported only where they are used (a run, a plot, a matrix), never when definitions load.
+LAZY_MODULES = ("scipy", "matplotlib", "caveclient", "s3fs", "celery", "boto3")
+
+
 def test_definitions_load_offline_in_a_fresh_process():
     env = {**os.environ, "MICRONS_CAVE_SERVER": UNREACHABLE}
+    # CPU seconds, not wall time: on a loaded 2-core CI machine the same load waits for the
+    # CPU (6.5-7.9 s wall measured beside the other test worker). Idle here: 3.4-3.8 s CPU,
+    # of which importing dagster is ~1.3 s and pandas ~0.8 s.
     code = (
-        "import time; t = time.perf_counter(); import microns_assets.definitions as d; "
-        "d.defs.resolve_asset_graph(); print(time.perf_counter() - t)"
+        "import sys, time; t = time.process_time(); import microns_assets.definitions as d; "
+        "d.defs.resolve_asset_graph(); print(time.process_time() - t); "
+        f"print(','.join(m for m in {LAZY_MODULES!r} if m in sys.modules))"
     )
     start = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert float(out.stdout.strip()) < 5  # about a second here; generous for loaded CI
-    assert time.perf_counter() - start < 20
+    cpu, imported = out.stdout.splitlines()
+    assert imported == ""  # no heavy import (or CAVE client) when definitions load
+    assert float(cpu) < 6
+    assert time.perf_counter() - start < 30  # and nothing waits on the network
 
 
 def test_dagster_validates_the_code_location():

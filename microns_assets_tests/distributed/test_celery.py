@@ -3,14 +3,21 @@
 A Postgres instance, `dagster-daemon`, two `dagster-celery` workers on a Redis broker, the data
 dir on moto's S3 server.
 
-The module's fixture first materializes version 1300 locally in process (the reference). Then
-it submits 1300 as a backfill (`materialize --submit`), its chunks in two runs, and kills
-(SIGKILL) the Celery worker process that executes one of the chunk steps once that step has
-stored a chunk; when the command has ended, it submits 1300 again. The tests read what
-happened: the whole version through the deployment, with a worker lost on the way, must equal
-the local run. (One version, not a clean one beside a killed one: each backfill costs a minute
-or more, run launches and daemon ticks.) The daemon is `fast_daemon`'s. The CAVE emulator
-answers every query 20 ms late, so steps overlap as they would on a real server.
+The module's fixture submits version 1300 as a backfill (`materialize --submit`), its chunks in
+two runs, and kills (SIGKILL) the Celery worker process that executes one of the chunk steps
+once that step has stored a chunk; when the command has ended, it submits 1300 again. The tests
+read what happened: the whole version through the deployment, with a worker lost on the way,
+must equal what the emulator holds (synapses: its ground truth; units: `build_units` of the raw
+tables the deployment stored). One version, not a clean one beside a killed one: each backfill
+costs a minute or more of run launches and daemon ticks. The daemon is `fast_daemon`'s. The
+CAVE emulator answers every query 20 ms late, so steps overlap as they would on a real server.
+
+Which worker takes a task is Celery's business (the first idle worker polling Redis). On a
+loaded 2-core machine the two chunk runs' processes can start 15 s apart, so the first chunk
+step may be over before the second is sent and both land on one worker. So once a worker holds
+the first chunk step, the fixture tells it (Celery's `cancel_consumer`) to take nothing more
+until the first command has ended: the other chunk step must then run on the other worker, as
+it would on a cluster where every worker is busy.
 """
 
 from __future__ import annotations
@@ -37,8 +44,10 @@ from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import unpack_value
 from upath import UPath
 
+from microns_assets.config import ROLES
 from microns_assets.emulator import Faults
 from microns_assets.processing.chunks import CHUNK_KEYS
+from microns_assets.processing.units import build_units
 from microns_assets.storage import read_frame
 from microns_assets_tests.distributed.servers import (
     BUCKET,
@@ -64,6 +73,7 @@ VERSION = "1300"
 pytestmark = pytest.mark.timeout(900)
 IN_FLIGHT = 2  # per step; the shipped pool limit is 2 steps: CAVE sees at most 4 at once
 POOL_LIMIT = 2
+QUEUE = "dagster"  # dagster-celery's default queue, which the workers consume
 DATA = f"s3://{BUCKET}/celery"
 
 
@@ -85,8 +95,8 @@ class Deployment:
     outputs: dict[str, subprocess.CompletedProcess]
     victim: Victim
     max_queries_in_flight: int
-    local: dict[str, pd.DataFrame] = field(default_factory=dict)
     remote: dict[str, pd.DataFrame] = field(default_factory=dict)
+    expected_units: pd.DataFrame | None = None
 
     def instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(self.home))
@@ -119,9 +129,14 @@ def _stored_chunks(s3: str, datastack: str, version: str) -> list[str]:
 
 def _kill_a_chunk_step(
     workers: CeleryWorkers, instance: dg.DagsterInstance, s3: str, datastack: str
-) -> Victim:
-    """SIGKILL the worker process running a chunk step of VERSION once it stored a chunk."""
+) -> tuple[Victim, str]:
+    """SIGKILL the worker process running a chunk step of VERSION once it stored a chunk.
+
+    The first worker seen holding a chunk step stops consuming (see the module docstring).
+    Returns the victim and that worker's name (to resume consuming later).
+    """
     app = workers.app()
+    busy = ""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         for worker, tasks in (app.control.inspect(timeout=1.0).active() or {}).items():
@@ -129,10 +144,14 @@ def _kill_a_chunk_step(
                 packed = task["kwargs"]["execute_step_args_packed"]
                 run_id = unpack_value(packed, as_type=ExecuteStepArgs).run_id
                 covered = _chunk_range(instance, run_id, VERSION)
+                if covered and not busy:
+                    busy = worker
+                    replies = app.control.cancel_consumer(QUEUE, destination=[busy], reply=True)
+                    assert replies, f"{busy} did not answer cancel_consumer"
                 stored = [c for c in _stored_chunks(s3, datastack, VERSION) if c in covered]
                 if stored and _still_running(app, worker, task):  # not a pid gone idle
                     os.kill(task["worker_pid"], signal.SIGKILL)
-                    return Victim(run_id, worker, stored)
+                    return Victim(run_id, worker, stored), busy
         time.sleep(0.2)
     raise AssertionError(f"no chunk step of {VERSION} stored a chunk on a worker in 300 s")
 
@@ -152,11 +171,6 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
     home = base / "home"
     home.mkdir()
     shutil.copy(DEPLOY, home / "dagster.yaml")
-    local = run_cli(
-        materialize_args(session_emulator, base / "local-home", base / "local-data"),
-        clean_env(emulator_cache),
-    )
-    assert local.returncode == 0, local.stdout[-3000:] + local.stderr[-3000:]
     server = session_emulator.server
     with (
         postgres_server() as postgres,
@@ -192,10 +206,13 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
                 pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
                 first = subprocess.Popen(_submit(session_emulator, home), env=env, **pipes)
                 try:
-                    victim = _kill_a_chunk_step(workers, instance, s3, session_emulator.datastack)
+                    victim, busy = _kill_a_chunk_step(
+                        workers, instance, s3, session_emulator.datastack
+                    )
                     stdout, stderr = first.communicate(timeout=600)
                 finally:
                     first.kill() if first.poll() is None else None
+                workers.app().control.add_consumer(QUEUE, destination=[busy], reply=True)
                 outputs = {
                     "first": subprocess.CompletedProcess(
                         first.args, first.returncode, stdout, stderr
@@ -208,10 +225,8 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
         folder = UPath(f"{DATA}/{session_emulator.datastack}/v{VERSION}", endpoint_url=s3)
         for name in ("units", "synapses"):
             deployment.remote[name] = read_frame(folder / f"{name}.parquet")
-        local_dir = base / "local-data" / session_emulator.datastack / f"v{VERSION}"
-        deployment.local = {
-            n: read_frame(local_dir / f"{n}.parquet") for n in ("units", "synapses")
-        }
+        raw = {r: read_frame(folder / "cave_raw" / f"{r}.parquet") for r in ROLES}
+        deployment.expected_units = build_units(raw, version=int(VERSION))[0]
         yield deployment  # the servers stay up while the tests read the instance
 
 
@@ -245,11 +260,13 @@ def _workers_of_chunk_steps(instance: dg.DagsterInstance, runs: list[dg.DagsterR
     return names
 
 
-def test_the_version_equals_a_local_in_process_run(deployment):
+def test_the_version_is_complete_and_each_chunk_stored_once(deployment, session_emulator):
     out = deployment.outputs["again"]
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    pd.testing.assert_frame_equal(deployment.remote["units"], deployment.local["units"])
-    pd.testing.assert_frame_equal(deployment.remote["synapses"], deployment.local["synapses"])
+    units = deployment.remote["units"]
+    pd.testing.assert_frame_equal(units, deployment.expected_units)
+    expected = aggregated_truth(session_emulator, units, int(VERSION))
+    assert_equals_truth(deployment.remote["synapses"], expected)
     with deployment.instance() as instance:
         # each chunk partition recorded once: the killed step recorded none
         assert _chunk_materializations(instance, VERSION) == {
@@ -272,7 +289,7 @@ def test_chunk_steps_spread_over_both_workers_within_the_cave_bound(deployment):
     assert 0 < deployment.max_queries_in_flight <= POOL_LIMIT * IN_FLIGHT
 
 
-def test_a_killed_worker_fails_its_run_and_the_rerun_loses_nothing(deployment, session_emulator):
+def test_a_killed_worker_fails_its_run_and_the_rerun_reuses_its_chunks(deployment):
     first, again = deployment.outputs["first"], deployment.outputs["again"]
     assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
     assert "32/32" not in first.stdout and "FAILED" in first.stdout
@@ -295,5 +312,3 @@ def test_a_killed_worker_fails_its_run_and_the_rerun_loses_nothing(deployment, s
     assert "(2 runs;" in again.stdout
     reused = int(again.stdout.split(" reused)")[0].rsplit(", ", 1)[1])
     assert reused >= len(victim.stored) > 0
-    merged, units = deployment.remote["synapses"], deployment.remote["units"]
-    assert_equals_truth(merged, aggregated_truth(session_emulator, units, int(VERSION)))
