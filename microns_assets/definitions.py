@@ -1,5 +1,7 @@
 """The code location: assets, jobs, sensors, schedules and resources from their modules. No more."""
 
+import os
+
 import dagster as dg
 
 from microns_assets.automation.conditions import automation_sensor
@@ -13,11 +15,13 @@ from microns_assets.raw.assets import raw_assets
 from microns_assets.raw.extra import build_extra_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import (
+    ENV_STATIC_BASE,
     Settings,
     chunk_runs_from_env,
     chunks_per_run,
     in_flight_from_env,
     poll_minutes_from_env,
+    static_dir_from_env,
 )
 from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
@@ -43,6 +47,8 @@ defs = dg.Definitions(
             datastack=settings.datastack,
             server_address=settings.server,
             max_in_flight=in_flight_from_env(),
+            static_base=os.environ.get(ENV_STATIC_BASE, ""),
+            static_dir=static_dir_from_env(settings),
         ),
         "io_manager": ParquetIOManager(data_dir=settings.data_dir, datastack=settings.datastack),
     },

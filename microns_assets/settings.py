@@ -17,6 +17,12 @@
 - `MICRONS_CHUNK_RUNS`: into how many runs a backfill splits a version's 32 synapse chunks
   (default 1: all in one run; one of `CHUNK_RUN_COUNTS`: 1-8, 11, 16, 32). With Celery
   workers or Kubernetes run pods, N runs keep up to N of them busy.
+- `MICRONS_STATIC_BASE`: root URL of the static dumps of expired versions (the folder holding
+  `v{N}/`). Default: CAVE's public bucket for `minnie65_public`
+  (`PUBLIC_STATIC_BASE`), `<server>/static/minnie65_synthetic` for the emulator's datastack.
+- `MICRONS_STATIC_DIR`: local folder for the downloaded dump files (one subfolder per version).
+  Default `<data dir>/<datastack>/static` when the data dir is local, else
+  `~/.cache/microns_assets/static/<datastack>`.
 
 Plain Python: read once when the definitions are built; reading them does no I/O.
 """
@@ -41,6 +47,9 @@ ENV_EXECUTOR = "MICRONS_EXECUTOR"
 ENV_IN_FLIGHT = "MICRONS_CAVE_IN_FLIGHT"
 ENV_CELERY_BROKER = "MICRONS_CELERY_BROKER"
 ENV_CHUNK_RUNS = "MICRONS_CHUNK_RUNS"
+ENV_STATIC_BASE = "MICRONS_STATIC_BASE"
+ENV_STATIC_DIR = "MICRONS_STATIC_DIR"
+PUBLIC_STATIC_BASE = "https://storage.googleapis.com/mat_dbs/public/minnie65_phase3_v1"
 DEFAULT_IN_FLIGHT = 4
 EXECUTORS = ("in_process", "multiprocess", "celery")
 #: Broker URL schemes: Redis, which is the result backend too (tested: redis).
@@ -73,6 +82,34 @@ class Settings:
             datastack=environ.get(ENV_DATASTACK) or default_ds,
             data_dir=data_dir,
         )
+
+
+def static_dir_from_env(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
+    """`MICRONS_STATIC_DIR`, or its default for `settings` (see the module docstring)."""
+    if given := (environ.get(ENV_STATIC_DIR) or "").strip():
+        return given
+    if "://" not in settings.data_dir or settings.data_dir.startswith("file://"):
+        root = settings.data_dir.removeprefix("file://")
+        return str(Path(root) / settings.datastack / "static")
+    return str(Path.home() / ".cache" / "microns_assets" / "static" / settings.datastack)
+
+
+def static_base(datastack: str, server: str, environ: Mapping[str, str] = os.environ) -> str:
+    """Where the static dumps of `datastack` are: `MICRONS_STATIC_BASE` or its default.
+
+    `server` is the CAVE server actually used (the emulator's URL when embedded).
+    """
+    if given := (environ.get(ENV_STATIC_BASE) or "").strip():
+        return given.rstrip("/")
+    if datastack == PUBLIC_DATASTACK:
+        return PUBLIC_STATIC_BASE
+    if datastack == SYNTHETIC_DATASTACK:
+        return f"{server.rstrip('/')}/static/{SYNTHETIC_DATASTACK}"
+    raise SettingsError(
+        f"Expired versions of {datastack!r} are read from static dumps, and there is no known "
+        f"location for this datastack's: set {ENV_STATIC_BASE} to the URL of the folder that "
+        "holds its v{N}/ folders."
+    )
 
 
 def _whole_number(environ: Mapping[str, str], name: str, default: int, unit: str) -> int:

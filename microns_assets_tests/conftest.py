@@ -82,6 +82,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Static dumps downloaded by in-process runs go to a temporary folder, not ./data."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MICRONS_STATIC_DIR", str(tmp_path_factory.mktemp("static-dumps")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def emulator_cache(tmp_path_factory: pytest.TempPathFactory):
     """A private world cache, so tests never depend on (or write) the user's cache."""
@@ -101,6 +109,7 @@ def _reset(emu: Emulator) -> None:
     server.faults = Faults()
     server.token = None
     server.unpublished = set()
+    server.revived = set()
     # a request the test's client gave up on must not count in the next test's figures
     assert server.stats.wait_idle(timeout_s=30), "a request is still in flight 30 s after a test"
     server.stats.reset()

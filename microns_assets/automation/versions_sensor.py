@@ -72,7 +72,7 @@ def build_versions_sensor(poll_minutes: int = DEFAULT_POLL_MINUTES) -> dg.Sensor
         if update.newly_expired:
             context.log.info(
                 f"{datastack}: expired, recorded and not added: {_listing(update.newly_expired)}"
-                " (materializing an expired version fails until archived versions are read)"
+                " (an expired version is read from its static dumps when you materialize it)"
             )
         if update.add:
             context.log.info(f"{datastack}: adding versions {_listing(update.add)}")

@@ -281,9 +281,10 @@ class CaveConnection:
             )
         if not allow_expired and version not in self.versions(expired=False):
             raise errors.ExpiredVersionError(
-                f"Version {version} of {self.settings.datastack!r} has expired: CAVE serves it "
-                "only as static CSV dumps, which this pipeline does not read yet. Use a current "
-                f"version: {self.versions(expired=False)}."
+                f"Version {version} of {self.settings.datastack!r} has expired: CAVE's API no "
+                "longer answers queries for it, only its static dumps hold it (the pipeline's "
+                "assets read them; see MICRONS_STATIC_BASE). Current versions: "
+                f"{self.versions(expired=False)}."
             )
         return int(version)
 

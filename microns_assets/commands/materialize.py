@@ -55,12 +55,15 @@ def _run_config(path: str | None) -> dict:
 
 
 def _check_version(settings: Settings, version: int) -> str | None:
-    """An error message if the server does not serve `version` (unknown or expired)."""
+    """An error message if the server does not serve `version` at all.
+
+    Expired versions are served: they are read from their static dumps.
+    """
     from microns_assets.cave.errors import CaveError
 
     try:
         with cave_connection(settings) as conn:
-            conn.check_version(version)
+            conn.check_version(version, allow_expired=True)
     except CaveError as err:
         return str(err)
     return None

@@ -1,4 +1,7 @@
-"""`microns-assets versions`: what the server lists, what has expired, what is here locally."""
+"""`microns-assets versions`: what the server lists, what has expired, what is here locally.
+
+An expired version's status reads `static`: it is materialized from CAVE's static dumps.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ def versions(args: argparse.Namespace) -> int:
         expired = not meta.get("valid", True) or meta.get("status") == "EXPIRED"
         expires = _expiry(meta.get("expires_on"))
         published = str(meta.get("time_stamp", ""))[:19].replace("T", " ")
-        status = "expired" if expired else "current"
+        status = "static" if expired else "current"  # expired: read from its static dumps
         local = local_state(settings.data_dir, settings.datastack, version)
         print(f"{version:>8}  {published:<19}  {status:<9}  {expires:<10}  {local}")
     return 0

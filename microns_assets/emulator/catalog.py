@@ -68,9 +68,10 @@ VERSIONS: tuple[Version, ...] = (
     Version(1181, _ts("2024-09-10"), True),
     Version(1300, _ts("2025-01-13"), False),
     Version(1412, _ts("2025-04-14"), True),
-    Version(1507, _ts("2025-06-30"), False),
+    Version(1507, _ts("2025-06-30"), True),  # expired 2026-07-31, as on the real service
     Version(1621, _ts("2025-09-22"), False),
     Version(1718, _ts("2025-12-15"), False),
+    Version(1822, _ts("2026-03-30"), False),
 )
 VERSION_INDEX = {v.number: i for i, v in enumerate(VERSIONS)}
 

@@ -87,7 +87,7 @@ class QueryEngine:
     """Answers queries for the versions of one world; thread-safe, memoizing tables/indexes."""
 
     def __init__(self, tables_for_version) -> None:
-        self._tables_for_version = tables_for_version
+        self.tables_for_version = tables_for_version
         self._frames: dict[tuple, pa.Table] = {}
         self._indexes: dict[tuple, _Index] = {}
         self._lock = threading.Lock()
@@ -98,9 +98,9 @@ class QueryEngine:
         key = (version, tuple(tuple(t) if isinstance(t, list) else t for t in tables))
         with self._lock:
             if key not in self._frames:
-                self._frames[key] = self._build_frame(self._tables_for_version(version), tables)
+                self._frames[key] = self._build_frame(self.tables_for_version(version), tables)
             frame = self._frames[key]
-        return frame, self._column_maps(self._tables_for_version(version), tables)
+        return frame, self._column_maps(self.tables_for_version(version), tables)
 
     @staticmethod
     def _names(tables: list) -> list[str]:

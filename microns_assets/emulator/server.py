@@ -4,7 +4,8 @@ A threaded stdlib HTTP/1.1 server (keep-alive, one thread per connection). Query
 Arrow IPC streams with zstd buffers and the real server's headers, including the row cap's
 `Warning`; `count=true` on a table query answers the matching row count instead (uncapped), as
 the real server does. Faults (503s, connections dropped mid-body, latency, rows silently left
-out of answers) are drawn from a seeded RNG.
+out of answers) are drawn from a seeded RNG. Expired versions are served as static dumps under
+`/static/` (see `static.py`), with `Range` requests, and the same faults.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pyarrow as pa
 
 from microns_assets.emulator import catalog as cat
 from microns_assets.emulator.query import QueryEngine, QueryError, with_pandas_metadata
+from microns_assets.emulator.static import StaticDumps
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +138,16 @@ class CaveHTTPServer(ThreadingHTTPServer):
     ) -> None:
         super().__init__(address, _Handler)
         self.engine = engine
+        self.static = StaticDumps(engine.tables_for_version)
         self.datastack = datastack
         self.row_cap = row_cap
         self.token = token
         self.stats = Stats()
         #: Versions not published yet (a test knob): not listed, and unknown when asked for.
         self.unpublished: set[int] = set()
+        #: Expired versions whose tables are queried anyway (a test knob: the live API's answer
+        #: for a version, to compare its static dump with). Still listed as expired.
+        self.revived: set[int] = set()
         self._rng_lock = threading.Lock()
         self.faults = faults
 
@@ -261,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._fate = (True, False)
             self._json({"message": "Service Unavailable (injected)"}, 503)
             return
-        if not self._authorized():
+        if not self._authorized() and not self.path.startswith("/static/"):  # public bucket
             self._error(401, "Unauthorized: a valid token is required to access this resource")
             return
         url = urlparse(self.path)
@@ -293,7 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise QueryError(400, f"version must be an integer, got {v!r}") from err
         if number not in cat.VERSION_INDEX or number in self.server.unpublished:
             raise QueryError(404, f"version {number} of {ds} does not exist")
-        if cat.VERSIONS[cat.VERSION_INDEX[number]].expired and not allow_expired:
+        expired = cat.VERSIONS[cat.VERSION_INDEX[number]].expired
+        if expired and not allow_expired and number not in self.server.revived:
             raise QueryError(
                 410, f"version {number} of {ds} has expired: served only as static dumps"
             )
@@ -366,6 +373,29 @@ class _Handler(BaseHTTPRequestHandler):
             raise QueryError(400, "join queries need a suffix_map (API v3)")
         self._query(number, tables, raw, body)
 
+    def static_file(self, q, raw, ds, v, name) -> None:
+        """A file of an expired version's dump; `Range: bytes=a-b` answers 206 with that part."""
+        self._datastack(ds)
+        body = self.server.static.get(int(v), name)
+        if body is None:
+            raise QueryError(404, f"No such object: {ds}/v{v}/{name}")
+        kind = "application/gzip" if name.endswith(".gz") else "text/csv"
+        headers = {"Accept-Ranges": "bytes"}
+        wanted = self.headers.get("Range")
+        if wanted is None:
+            self._send(200, body, kind, headers)
+            return
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted.strip())
+        start = int(match.group(1)) if match else len(body)
+        end = min(int(match.group(2) or len(body) - 1), len(body) - 1) if match else 0
+        if start >= len(body) or end < start:
+            self._fate = (False, False)
+            headers["Content-Range"] = f"bytes */{len(body)}"
+            self._send(416, b"", kind, headers)
+            return
+        headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+        self._send(206, body[start : end + 1], kind, headers)
+
     def _body(self, raw: bytes) -> dict:
         try:
             return json.loads(raw or b"{}")
@@ -419,5 +449,6 @@ _ROUTES = [
         (rf"{M2}/version/{_V}/table/{_T}/count", "GET", _Handler.table_count),
         (rf"{M3}/version/{_V}/table/{_T}/query", "POST", _Handler.simple_query),
         (rf"{M3}/version/{_V}/query", "POST", _Handler.join_query),
+        (rf"/static/{_DS}/v(?P<v>\d+)/(?P<name>[^/]+)", "GET", _Handler.static_file),
     ]
 ]

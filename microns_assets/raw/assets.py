@@ -5,7 +5,9 @@ roles of a version concurrently over one CAVE connection. The CAVE table behind 
 from `versions.yaml`; rows come through `CaveResource` with
 `fetch_verified`: a result the server capped is split and re-queried, and the rows must equal
 the server's own count of the table (less the orphan annotations of a reference table, whose
-target no longer exists and which the server's join drops), or nothing is stored.
+target no longer exists and which the server's join drops), or nothing is stored. A version
+CAVE lists as expired is read from its static dumps instead (`fetch_static_table`): the same
+frames, joined locally.
 """
 
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -16,7 +18,7 @@ from microns_assets.config import ROLES, VersionConfig, load_versions_config
 from microns_assets.partitions import mat_version
 from microns_assets.provenance import provenance
 from microns_assets.raw import checks
-from microns_assets.raw.fetch import Fetched, fetch_table, source_facts
+from microns_assets.raw.fetch import Fetched, fetch_static_table, fetch_table, source_facts
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
 from microns_assets.roles import TableContentError, check_columns, empty_frame
 
@@ -34,13 +36,14 @@ DESCRIPTIONS = {
 }
 
 
-def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str) -> Fetched:
+def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str, static: bool) -> Fetched:
     """Download one role's table of a version, verified (runs on a worker thread)."""
     version = cfg.version
     conn = cave.connection
     table = cfg.table_for(role)
     note = None
-    if table is not None and cfg.inherited_from is not None and table not in conn.tables(version):
+    inherited = table is not None and cfg.inherited_from is not None and not static
+    if inherited and table not in conn.tables(version):
         note = f"{table} is not in v{version} (table map inherited from v{cfg.inherited_from})"
         table = None
     facts = {**source_facts(cave, version, stamp), "role": role, "cave_table": table}
@@ -49,9 +52,31 @@ def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str) -> Fet
         frame.attrs["provenance"] = provenance(**facts, present=False, note=note)
         metadata = {"present": False, "cave_table": "(absent)", "note": note}
         return Fetched(frame, None, None, metadata, [("info", f"role {role!r} is absent")])
-    return fetch_table(
-        cave, version, table, facts, validate=lambda f: check_columns(f, role, table)
-    )
+    validate = lambda f: check_columns(f, role, table)  # noqa: E731
+    if static:
+        target = cfg.table_for("nucleus")
+        return fetch_static_table(cave, version, table, facts, target, validate=validate)
+    return fetch_table(cave, version, table, facts, validate=validate)
+
+
+def expired_version(
+    context: dg.AssetExecutionContext, cave: CaveResource, cfg: VersionConfig
+) -> bool:
+    """Whether CAVE lists `cfg`'s version as expired (to be read from static dumps).
+
+    Checks that the server knows the version at all; warns when `versions.yaml`'s `archived`
+    disagrees with CAVE.
+    """
+    conn = cave.connection
+    conn.check_version(cfg.version, allow_expired=True)
+    expired = cfg.version not in conn.versions(expired=False)
+    if expired != cfg.archived:
+        context.log.warning(
+            f"v{cfg.version}: CAVE lists it as {'expired' if expired else 'current'} but "
+            f"versions.yaml says archived: {str(cfg.archived).lower()}; going by CAVE (correct "
+            "versions.yaml)"
+        )
+    return expired
 
 
 def role_key(role: str) -> dg.AssetKey:
@@ -82,10 +107,12 @@ def download_raw_tables(context: dg.AssetExecutionContext, cave: CaveResource):
     roles = [r for r in ROLES if role_key(r) in context.selected_asset_keys]
     with cave_errors_as_failures(context, cfg.retry):
         conn = cave.connection
-        conn.check_version(cfg.version)
+        static = expired_version(context, cave, cfg)
         stamp = conn.version_metadata(cfg.version)["time_stamp"].isoformat()
+        if static:
+            context.log.info(f"v{cfg.version} has expired: reading its static dumps")
         with ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-raw") as pool:
-            futures = {pool.submit(_fetch, cave, role, cfg, stamp): role for role in roles}
+            futures = {pool.submit(_fetch, cave, role, cfg, stamp, static): role for role in roles}
             for future in as_completed(futures):
                 role = futures[future]
                 try:

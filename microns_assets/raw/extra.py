@@ -17,8 +17,10 @@ import dagster as dg
 from microns_assets.config import load_versions_config
 from microns_assets.partitions import mat_version
 from microns_assets.raw import checks
-from microns_assets.raw.fetch import fetch_table, source_facts
+from microns_assets.raw.assets import expired_version
+from microns_assets.raw.fetch import Fetched, fetch_static_table, fetch_table, source_facts
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
+from microns_assets.static_dumps.download import DumpMissingError
 
 GROUP = "cave_extra"
 KEY_PREFIX = "cave_extra"
@@ -63,30 +65,47 @@ def build_extra_assets(tables: tuple[str, ...]) -> list[dg.AssetsDefinition]:
         selected = [t for t in tables if extra_key(t) in context.selected_asset_keys]
         with cave_errors_as_failures(context, cfg.retry):
             conn = cave.connection
-            version = conn.check_version(cfg.version)
-            listed = set(conn.tables(version))
-            for table in [t for t in selected if t not in listed]:
-                message = f"{table} is not a table of v{version}: nothing stored for it"
-                context.log.warning(message)
-                yield dg.AssetObservation(
-                    asset_key=extra_key(table),
-                    partition=context.partition_key,
-                    metadata={"present": False, "note": message},
-                )
+            version = cfg.version
+            static = expired_version(context, cave, cfg)
+            # an expired version has no table listing: a table its dump lacks is absent
+            listed = set(selected) if static else set(conn.tables(version))
+            absent = [t for t in selected if t not in listed]
+            yield from _absent(context, absent, version)
             present = [t for t in selected if t in listed]
             stamp = conn.version_metadata(version)["time_stamp"].isoformat()
             facts = source_facts(cave, version, stamp)
+            target = cfg.table_for("nucleus")
+
+            def fetch(table: str) -> Fetched:
+                table_facts = {**facts, "cave_table": table}
+                if static:
+                    return fetch_static_table(cave, version, table, table_facts, target)
+                return fetch_table(cave, version, table, table_facts)
+
             with ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-extra") as pool:
-                futures = {
-                    pool.submit(fetch_table, cave, version, t, {**facts, "cave_table": t}): t
-                    for t in present
-                }
+                futures = {pool.submit(fetch, t): t for t in present}
                 for future in as_completed(futures):
                     table = futures[future]
-                    got = future.result()
+                    try:
+                        got = future.result()
+                    except DumpMissingError:
+                        yield from _absent(context, [table], version)
+                        continue
                     for level, message in got.log:
                         getattr(context.log, level)(message)
                     yield dg.Output(got.frame, output_name=_output(table), metadata=got.metadata)
                     yield from checks.check_results(extra_key(table), got.frame, table, got.count)
 
     return [download_extra_tables]
+
+
+def _absent(context: dg.AssetExecutionContext, tables: list[str], version: int):
+    """Say that `tables` are not tables of `version`: a warning and an observation each."""
+    for table in tables:
+        message = f"{table} is not a table of v{version}: nothing stored for it"
+        context.log.warning(message)
+        yield dg.AssetObservation(
+            asset_key=extra_key(table),
+            partition=context.partition_key,
+            metadata={"present": False, "note": message},
+        )

@@ -3,6 +3,7 @@
 `fetch_table` runs `cave.fetch_verified` (capped answers split and re-queried, rows held
 against the server's own count, orphan annotations of a reference table identified) and says
 what to store and report: the frame with its provenance, the asset metadata, log lines.
+`fetch_static_table` does the same from the static dump of an expired version.
 """
 
 from __future__ import annotations
@@ -93,6 +94,65 @@ def fetch_table(
         **({"orphan_annotation_ids": _sample(count.orphan_ids)} if count.orphan_ids else {}),
     }
     return Fetched(frame, table, count, metadata, log)
+
+
+def fetch_static_table(
+    cave: CaveResource,
+    version: int,
+    table: str,
+    facts: dict,
+    target: str | None,
+    validate: Callable[[pd.DataFrame], None] | None = None,
+) -> Fetched:
+    """`table` of expired `version` from its static dump.
+
+    A reference table is joined to `target` (the version's nucleus table) as the server's join
+    would.
+    """
+    got = cave.static.table(version, table, target)
+    frame = got.frame
+    if validate is not None:
+        validate(frame)
+    files = [{"url": f.url, "bytes": f.bytes, "reused": f.reused} for f in got.files]
+    static = {"source": "static", "files": files, "joined_to": got.joined_to}
+    frame.attrs["provenance"] = provenance(**facts, present=True, **static)
+    count = ServerCount(got.rows_in_dump, got.orphan_ids)
+    log: list[tuple[str, str]] = []
+    if got.orphan_ids:
+        log.append(
+            (
+                "warning",
+                f"{table} v{version} (static dump): {len(got.orphan_ids)} of {got.rows_in_dump} "
+                f"annotations have no target in {target}; the join drops them, as the server's "
+                f"does (annotation ids {_sample(got.orphan_ids)})",
+            )
+        )
+    downloaded = sum(f.bytes for f in got.files if not f.reused)
+    log.append(
+        (
+            "info",
+            f"{table} v{version}: {len(frame)} rows from the static dump "
+            f"({downloaded:,} bytes downloaded, {len(got.files)} files)",
+        )
+    )
+    metadata = {
+        "present": True,
+        "cave_table": table,
+        "source": "static",
+        "dump_urls": dg_text([f.url for f in got.files]),
+        "dump_bytes": sum(f.bytes for f in got.files),
+        "version_timestamp": facts.get("version_timestamp"),
+        "synthetic_data": facts.get("synthetic"),
+        "server_count": got.rows_in_dump,
+        "orphans_dropped_by_join": len(got.orphan_ids),
+        **({"orphan_annotation_ids": _sample(got.orphan_ids)} if got.orphan_ids else {}),
+    }
+    return Fetched(frame, table, count, metadata, log)
+
+
+def dg_text(urls: list[str]) -> str:
+    """URLs one per line (metadata shows them as text)."""
+    return "\n".join(urls)
 
 
 def _sample(ids: tuple[int, ...], n: int = 20) -> str:

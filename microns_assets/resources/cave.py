@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -16,6 +17,8 @@ from microns_assets.cave import GLOBAL_SERVER, CaveConnection, CaveSettings, Htt
 from microns_assets.cave.errors import CaveError
 from microns_assets.config import ConfigError, RetrySettings
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
+from microns_assets.settings import Settings, static_base, static_dir_from_env
+from microns_assets.static_dumps.source import StaticSource
 
 EMBEDDED = "embedded"
 
@@ -57,14 +60,24 @@ class CaveResource(dg.ConfigurableResource):
         "downloads that many sub-batches at a time). Across runs, the `cave` pool bounds how "
         "many steps query CAVE at once.",
     )
+    static_base: str = Field(
+        "",
+        description="Root URL of the static dumps of expired versions; empty: the default for "
+        "the datastack (`MICRONS_STATIC_BASE`, see `microns_assets.settings`).",
+    )
+    static_dir: str = Field(
+        "", description="Local folder for downloaded dump files (`MICRONS_STATIC_DIR`)."
+    )
     emulator_scale: str = Field("small", description="Emulator size when embedded.")
     emulator_seed: int = Field(0, description="Emulator world seed when embedded.")
 
     _connection: CaveConnection | None = PrivateAttr(None)
     _emulator: object | None = PrivateAttr(None)
+    _static: StaticSource | None = PrivateAttr(None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Start the emulator if embedded; connect lazily on first call."""
+        self._static = None  # settings are read again for each run
         address = self.server_address
         if address == EMBEDDED:
             if self.datastack != SYNTHETIC_DATASTACK:
@@ -117,6 +130,18 @@ class CaveResource(dg.ConfigurableResource):
             **{f.name: min(getattr(ours, f.name), getattr(TICK_HTTP, f.name)) for f in fields(ours)}
         )
         return CaveConnection(replace(self.connection.settings, http=http, call_attempts=1))
+
+    @property
+    def static(self) -> StaticSource:
+        """The static dumps of this datastack's expired versions (only inside a run)."""
+        if self._static is None:
+            base = self.static_base or static_base(self.datastack, self.effective_server)
+            env = Settings.from_env()  # default: beside the data dir of MICRONS_DATA_DIR
+            folder = self.static_dir or static_dir_from_env(
+                Settings(self.effective_server, self.datastack, env.data_dir)
+            )
+            self._static = StaticSource(base, Path(folder), attempts=max(1, self.http_retries))
+        return self._static
 
     @property
     def effective_server(self) -> str:

@@ -6,10 +6,15 @@ for one run per range: a whole version's 32 chunks in one run). The step downloa
 that need it concurrently (`cave.synapses.download_chunks`, bounded by the resource's
 requests in flight), stores each one as soon as it is complete and checked, and reuses a chunk
 whose file is complete and was written from the same inputs (`reuse_facts`) unless `force`.
-A chunk that fails a blocking check is never stored; the step then fails, naming it.
+A chunk that fails a blocking check is never stored; the step then fails, naming it. For a
+version CAVE lists as expired, the chunks come from the version's static synapse dump instead
+(downloaded once to the static folder, split into chunks in one streaming pass:
+`static_dumps.synapses`), with the same selection, modes and checks.
 """
 
 import hashlib
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -26,6 +31,8 @@ from microns_assets.processing.synapses import aggregate, individual
 from microns_assets.progress import chunk_line
 from microns_assets.provenance import provenance
 from microns_assets.resources import CaveResource, ParquetIOManager, cave_errors_as_failures
+from microns_assets.static_dumps.synapses import split_synapses, synapse_files
+from microns_assets.static_dumps.tables import read_header
 from microns_assets.synapses import checks
 from microns_assets.synapses.config import SynapseConfig
 
@@ -204,16 +211,58 @@ def _run_version(
         conn = cave.connection
         table = conn.datastack_info()["synapse_table"]
         shape = individual if config.mode == "individual" else aggregate
-        downloads = download_chunks(
-            conn, sel.version, table, todo, sel.pre,
-            individual=config.mode == "individual",
-            send_pre=not config.pre.to_side().is_everything(),
-            batch_size=config.batch_size, verify_counts=config.verify_counts,
-            workers=cave.max_in_flight,
-        )  # fmt: skip
-        for label, rows, stats in downloads:
+        if sel.version in conn.versions(expired=False):
+            downloads = (
+                (label, rows, _query_facts(table, stats))
+                for label, rows, stats in download_chunks(
+                    conn, sel.version, table, todo, sel.pre,
+                    individual=config.mode == "individual",
+                    send_pre=not config.pre.to_side().is_everything(),
+                    batch_size=config.batch_size, verify_counts=config.verify_counts,
+                    workers=cave.max_in_flight,
+                )
+            )  # fmt: skip
+        else:
+            downloads = _static_chunks(chunks.context, cave, sel, table, todo, config)
+        for label, rows, facts in downloads:
             out = shape(rows, remove_autapses=config.remove_autapses)
-            chunks.finish(by_label[label], "downloaded", out, sel, _query_facts(table, stats))
+            chunks.finish(by_label[label], "downloaded", out, sel, facts)
+
+
+def _static_chunks(
+    context: dg.AssetExecutionContext,
+    cave: CaveResource,
+    sel: _Version,
+    table: str,
+    todo: dict[str, np.ndarray],
+    config: SynapseConfig,
+) -> Iterator[tuple[str, pd.DataFrame, dict]]:
+    """The chunks of expired `sel.version` from its static synapse dump (see module docstring)."""
+    header_name, data_name = synapse_files(table)
+    context.log.info(f"v{sel.version} has expired: chunks from its static synapse dump")
+    header = cave.static.fetch(sel.version, header_name)
+    data = cave.static.fetch(sel.version, data_name)
+    how = "found complete" if data.reused else f"downloaded ({data.resumed} resumes)"
+    context.log.info(f"{data.url}: {data.bytes:,} bytes {how}")
+    start = time.perf_counter()
+    split = split_synapses(
+        data.path, read_header(header.path), todo, sel.pre,
+        individual=config.mode == "individual", work_dir=data.path.parent,
+    )  # fmt: skip
+    for label, rows, received in split:
+        facts = {
+            "table": table,
+            "source": "static",
+            "dump_url": data.url,
+            "dump_bytes": data.bytes,
+            "queries": 0,
+            "capped_and_split": 0,
+            "seconds": round(time.perf_counter() - start, 3),
+            "server_rows": None,
+            "rows_received": received,
+            "recounted": 0,
+        }
+        yield label, rows, facts
 
 
 @dg.multi_asset(

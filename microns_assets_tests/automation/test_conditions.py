@@ -26,7 +26,7 @@ CHUNKS = dg.AssetKey("synapse_chunks")
 ROLLUP = dg.AssetKey("synapses")
 CONNECTOME = dg.AssetKey("connectome")  # built by the roll-up's step: requested with it
 ALL_CHUNKS = [f"{i:02d}" for i in range(32)]
-SEEN_BEFORE = ["117", "943", "1300", "1507", "1621"]
+SEEN_BEFORE = ["117", "943", "1300", "1621"]
 
 
 def chunk(version: str, number: str) -> dg.MultiPartitionKey:
@@ -63,8 +63,8 @@ class Flow:
 
 @pytest.fixture
 def flow(emulator, dagster_instance, tmp_path) -> Flow:
-    """CAVE has not published 1718 yet; the version sensor has seen every other version."""
-    emulator.server.unpublished = {1718}
+    """CAVE has not published 1718 (nor 1822) yet; the sensor has seen every other version."""
+    emulator.server.unpublished = {1718, 1822}
     dagster_instance.add_dynamic_partitions(VERSION_DIM, SEEN_BEFORE)
     return Flow(location(emulator_cave(emulator), tmp_path), dagster_instance)
 
@@ -72,8 +72,8 @@ def flow(emulator, dagster_instance, tmp_path) -> Flow:
 def test_a_new_version_flows_down_and_the_rollup_waits_for_every_chunk(emulator, flow, tmp_path):
     assert flow.tick() == {}  # automation on, no raw tables anywhere: nothing to build
 
-    emulator.server.unpublished = set()  # CAVE publishes 1718; the sensor downloads it
-    cursor = '{"known": [117, 943, 1300, 1507, 1621], "expired": [1078, 1181, 1412]}'
+    emulator.server.unpublished = {1822}  # CAVE publishes 1718; the sensor downloads it
+    cursor = '{"known": [117, 943, 1300, 1621], "expired": [1078, 1181, 1412, 1507]}'
     [raw_run] = sensor_tick(flow.defs, flow.instance, cursor).run_requests
     assert run_request(flow.defs, flow.instance, raw_run).success
 
@@ -107,7 +107,7 @@ def test_a_new_version_flows_down_and_the_rollup_waits_for_every_chunk(emulator,
 
 def test_units_failing_a_blocking_check_are_not_carried_down(emulator, flow):
     assert flow.tick() == {}
-    emulator.server.unpublished = set()
+    emulator.server.unpublished = {1822}
     flow.instance.add_dynamic_partitions(VERSION_DIM, ["1718"])  # added by hand this time
     raw = flow.defs.resolve_job_def("cave_raw_tables")
     assert raw.execute_in_process(instance=flow.instance, partition_key="1718").success

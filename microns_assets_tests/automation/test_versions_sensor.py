@@ -15,6 +15,7 @@ from microns_assets.cave.errors import CaveUnavailableError, UnknownVersionError
 from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.resources import CaveResource
+from microns_assets.storage import read_frame
 from microns_assets_tests.automation.helpers import (
     added_keys,
     emulator_cave,
@@ -23,12 +24,12 @@ from microns_assets_tests.automation.helpers import (
     sensor_context,
     sensor_tick,
 )
-from microns_assets_tests.conftest import connect, failure_messages, wait_until
+from microns_assets_tests.conftest import connect, wait_until
 from microns_assets_tests.webui.expected import ROLES  # written out from the README
 
 # The synthetic datastack mirrors minnie65_public: these are current, those expired.
-CURRENT = ["117", "943", "1300", "1507", "1621", "1718"]
-EXPIRED = [1078, 1181, 1412]
+CURRENT = ["117", "943", "1300", "1621", "1718", "1822"]
+EXPIRED = [1078, 1181, 1412, 1507]
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_first_tick_adds_every_current_version_and_downloads_only_the_newest(
     data = sensor_tick(defs, dagster_instance, None)
     assert added_keys(data) == CURRENT
     assert [(r.job_name, r.partition_key) for r in data.run_requests] == [
-        ("cave_raw_tables", "1718")
+        ("cave_raw_tables", "1822")
     ]
     assert sorted(dagster_instance.get_dynamic_partitions(VERSION_DIM), key=int) == CURRENT
     assert json.loads(data.cursor)["expired"] == EXPIRED
@@ -51,25 +52,25 @@ def test_first_tick_adds_every_current_version_and_downloads_only_the_newest(
 def test_a_newly_published_version_is_added_and_downloaded(
     emulator, dagster_instance, defs, tmp_path
 ):
-    emulator.server.unpublished = {1718}
+    emulator.server.unpublished = {1822}
     first = sensor_tick(defs, dagster_instance, None)
     assert added_keys(first) == CURRENT[:-1]
-    assert [r.partition_key for r in first.run_requests] == ["1621"]
+    assert [r.partition_key for r in first.run_requests] == ["1718"]
 
     quiet = sensor_tick(defs, dagster_instance, first.cursor)
     assert quiet.run_requests == [] and quiet.dynamic_partitions_requests == []
     assert "No new version" in quiet.skip_message
 
-    emulator.server.unpublished = set()  # CAVE publishes 1718
+    emulator.server.unpublished = set()  # CAVE publishes 1822
     new = sensor_tick(defs, dagster_instance, quiet.cursor)
-    assert added_keys(new) == ["1718"]
+    assert added_keys(new) == ["1822"]
     [request] = new.run_requests
-    assert (request.job_name, request.partition_key) == ("cave_raw_tables", "1718")
-    assert "1718" in dagster_instance.get_dynamic_partitions(VERSION_DIM)
+    assert (request.job_name, request.partition_key) == ("cave_raw_tables", "1822")
+    assert "1822" in dagster_instance.get_dynamic_partitions(VERSION_DIM)
 
     result = run_request(defs, dagster_instance, request)
     assert result.success
-    raw = UPath(tmp_path) / emulator.datastack / "v1718" / "cave_raw"
+    raw = UPath(tmp_path) / emulator.datastack / "v1822" / "cave_raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(f"{r}.parquet" for r in ROLES)
     assert sensor_tick(defs, dagster_instance, new.cursor).run_requests == []
 
@@ -86,26 +87,26 @@ def test_expired_versions_are_recorded_never_added_or_run_nor_removed(
 
     later = sensor_tick(defs, dagster_instance, first.cursor)
     assert later.run_requests == []
-    assert "expired (recorded, not added): 1078, 1181, 1412" in later.skip_message
+    assert "expired (recorded, not added): 1078, 1181, 1412, 1507" in later.skip_message
 
-    # Materializing the expired version anyway fails at once, saying why and what to use.
+    # Materializing the expired version by hand reads its static dumps: no table query.
     job = defs.resolve_job_def("cave_raw_tables")
-    result = job.execute_in_process(
-        instance=dagster_instance, partition_key="1078", raise_on_error=False
-    )
-    assert not result.success
-    message = failure_messages(result)
-    assert "Version 1078 of 'minnie65_synthetic' has expired" in message
-    assert "static CSV dumps" in message
-    assert "Use a current version: [117, 943, 1300, 1507, 1621, 1718]" in message
+    result = job.execute_in_process(instance=dagster_instance, partition_key="1078")
+    assert result.success
     assert emulator.server.stats.queries == 0
-    assert not (UPath(tmp_path) / emulator.datastack / "v1078").exists()
+    raw = UPath(tmp_path) / emulator.datastack / "v1078" / "cave_raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f"{r}.parquet" for r in ROLES)
+    nucleus = read_frame(raw / "nucleus.parquet")
+    assert nucleus.attrs["provenance"]["source"] == "static"
+    assert nucleus["pt_root_id"].tolist() == (
+        emulator.ground_truth(1078, "nucleus_detection_v0")["pt_root_id"].tolist()
+    )
 
 
 def test_an_unpublished_version_is_unknown_to_caveclient(emulator):
     emulator.server.unpublished = {1718}
     conn = connect(emulator)
-    assert conn.versions(expired=True) == [117, 943, 1078, 1181, 1300, 1412, 1507, 1621]
+    assert conn.versions(expired=True) == [117, 943, 1078, 1181, 1300, 1412, 1507, 1621, 1822]
     with pytest.raises(UnknownVersionError, match="1718"):
         conn.check_version(1718)
 

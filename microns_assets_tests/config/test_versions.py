@@ -38,8 +38,8 @@ def test_seed_defaults_for_retries():
 def test_a_newer_version_inherits_the_newest_table_map():
     config = load_versions_config()
     newer = config.get(2000)
-    assert newer.inherited_from == 1718
-    assert newer.tables == config.get(1718).tables
+    assert newer.inherited_from == 1822
+    assert newer.tables == config.get(1822).tables
 
 
 def test_an_unlisted_older_version_is_an_error_naming_the_file():

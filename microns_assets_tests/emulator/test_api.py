@@ -34,8 +34,8 @@ def test_datastack_info_points_back_at_the_emulator(client, emulator):
 def test_versions_current_and_expired(client):
     current = client.materialize.get_versions()
     everything = client.materialize.get_versions(expired=True)
-    assert sorted(current) == [117, 943, 1300, 1507, 1621, 1718]
-    assert sorted(set(everything) - set(current)) == [1078, 1181, 1412]
+    assert sorted(current) == [117, 943, 1300, 1621, 1718, 1822]
+    assert sorted(set(everything) - set(current)) == [1078, 1181, 1412, 1507]
 
 
 def test_version_setter_validates_like_caveclient(client):

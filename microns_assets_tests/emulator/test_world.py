@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import standard_transform
 
-from microns_assets.emulator import Emulator, cache, synthetic
+from microns_assets.emulator import Emulator, cache, catalog, synthetic
 from microns_assets.emulator.synthetic import TYPE_CLASS, generate, parse_scale
 
 NUC = "nucleus_detection_v0"
@@ -138,7 +138,10 @@ def test_default_density_is_unchanged(tmp_path):
     with Emulator(scale=300, seed=3, cache_dir=tmp_path) as emu:
         assert emu.synapses_per_cell == 140
         _ = emu.world
-    assert [p.name for p in tmp_path.iterdir()] == [f"world-g{cache.GENERATOR_VERSION}-n300-s3-v9"]
+    n = len(catalog.VERSIONS)  # the world draws an edit history over every version
+    assert [p.name for p in tmp_path.iterdir()] == [
+        f"world-g{cache.GENERATOR_VERSION}-n300-s3-v{n}"
+    ]
 
 
 def test_generation_in_pieces_draws_the_same_world(monkeypatch):
@@ -193,12 +196,12 @@ def test_distinct_densities_use_distinct_caches(tmp_path):
         with Emulator(scale=300, seed=5, cache_dir=tmp_path, synapses_per_cell=density) as emu:
             assert emu.world.synapses["id"].size == 300 * density
             assert emu.tables(1300).get("synapses_pni_2").num_rows == 300 * density
-    g = cache.GENERATOR_VERSION
+    g, n = cache.GENERATOR_VERSION, len(catalog.VERSIONS)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f"world-g{g}-n300-s5-v9-d200", f"world-g{g}-n300-s5-v9-d300",
+        f"world-g{g}-n300-s5-v{n}-d200", f"world-g{g}-n300-s5-v{n}-d300",
     ]  # fmt: skip
-    assert cache.load(tmp_path, 300, 5, 9, 200) is not None
-    assert cache.load(tmp_path, 300, 5, 9) is None  # the default density was never generated
+    assert cache.load(tmp_path, 300, 5, n, 200) is not None
+    assert cache.load(tmp_path, 300, 5, n) is None  # the default density was never generated
 
 
 def test_cache_never_serves_another_density(tmp_path):

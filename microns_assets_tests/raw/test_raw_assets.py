@@ -133,11 +133,33 @@ def test_survives_faults(emulator, instance, tmp_path):
     assert emulator.server.stats.faults > 0
 
 
-def test_expired_version_fails_with_a_clear_message(emulator, instance, tmp_path):
+def test_an_expired_version_is_read_from_its_static_dumps(emulator, instance, tmp_path):
+    result = materialize(emulator, instance, tmp_path, 1078)
+    assert result.success
+    assert emulator.server.stats.queries == 0  # no table query: the API answers 410 for it
+    stored = read_frame(
+        UPath(tmp_path) / emulator.datastack / "v1078" / "cave_raw" / "cell_types.parquet"
+    )
+    prov = stored.attrs["provenance"]
+    assert prov["source"] == "static" and prov["joined_to"] == "nucleus_detection_v0"
+    [meta] = [
+        m.metadata
+        for m in result.asset_materializations_for_node("download_raw_tables")
+        if m.asset_key == role_key("cell_types")
+    ]
+    assert meta["source"].value == "static" and meta["dump_bytes"].value > 0
+
+
+def test_a_missing_dump_file_fails_naming_it(emulator, instance, tmp_path, monkeypatch):
+    monkeypatch.setenv("MICRONS_STATIC_BASE", f"{emulator.url}/static/elsewhere")
+    monkeypatch.setenv("MICRONS_STATIC_DIR", str(tmp_path / "static"))  # nothing downloaded yet
     result = materialize(emulator, instance, tmp_path, 1078)
     assert not result.success
-    assert "expired" in failure_messages(result)
-    assert not (UPath(tmp_path) / emulator.datastack / "v1078").exists()
+    message = failure_messages(result)
+    assert "HTTP 404: the static dump has no such file" in message
+    assert "/static/elsewhere/v1078/" in message
+    raw = UPath(tmp_path) / emulator.datastack / "v1078" / "cave_raw"
+    assert not (raw / "nucleus.parquet").exists()  # only absent roles (empty) may be stored
 
 
 def test_version_the_server_does_not_list_fails_fast(emulator, instance, tmp_path):
