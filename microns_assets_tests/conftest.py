@@ -62,12 +62,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return ByModule(config, log)
 
 
-#: The longest unit, first: it waits on the daemon, and the short modules fill in beside it.
-FIRST = (WEBUI,)
-#: Last and alone: the Celery deployment (Postgres, Redis, moto, a daemon and two Celery
-#: workers). Beside other modules, 2 cores time it out or put every chunk step on one worker
-#: (seen with only the light unit-test modules beside it).
-LAST = ("microns_assets_tests/distributed/test_celery.py",)
+#: The longest units, first, one on each worker: both wait on a daemon (the web UI's backfill;
+#: the Celery deployment's Postgres, Redis, moto, daemon and two workers), and the short modules
+#: fill in beside them. (The Celery test steers its chunk steps onto both workers itself, so
+#: its outcome no longer depends on timing; it used to run alone, last.)
+FIRST = (WEBUI, "microns_assets_tests/distributed/test_celery.py")
+#: Last and alone (none now): a module of LAST starts once the others are done.
+LAST: tuple[str, ...] = ()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
