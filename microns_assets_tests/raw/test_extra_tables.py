@@ -165,3 +165,26 @@ def test_merge_table_joins_reference_and_plain_tables_onto_units():
         merge_table(units, reference.assign(layer="x"), ["layer"])
     with pytest.raises(ValueError, match="no column"):
         merge_table(units, reference, ["nope"])
+
+
+def test_extra_tables_of_an_expired_version_come_from_its_dumps(
+    emulator, dagster_instance, tmp_path
+):
+    result = _materialize(emulator, dagster_instance, tmp_path, 1181)  # expired, before 1300
+    assert result.success, failure_messages(result)
+    assert emulator.server.stats.queries == 0  # no query: the API answers 410 for 1181
+    meta = _metadata(result)
+    assert set(meta) == {COLUMN_TYPES, ALT_POINTS}
+    for table in (COLUMN_TYPES, ALT_POINTS):
+        stored = microns_assets.load(
+            f"cave_extra/{table}", 1181, datastack=emulator.datastack, data_dir=tmp_path
+        )
+        assert sorted(stored["id"]) == sorted(emulator.ground_truth(1181, table)["id"])
+        assert stored.attrs["provenance"]["source"] == "static"
+        assert meta[table]["source"].value == "static"
+    assert "pt_root_id" in microns_assets.load(  # the reference table, joined locally
+        f"cave_extra/{COLUMN_TYPES}", 1181, datastack=emulator.datastack, data_dir=tmp_path
+    )
+    # the per-synapse table appeared in 1300: its dump has no such file, so it is absent
+    [observed] = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert observed.asset_key == extra_key(TARGET_STRUCTURE)
