@@ -12,6 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
+from microns_assets_tests.conftest import wait_until
 from microns_assets_tests.webui import expected
 from microns_assets_tests.webui.server import graphql
 
@@ -46,7 +47,8 @@ def skip_community_dialog(page: Page, url: str) -> None:
     expect(dialog).to_be_visible()
     page.get_by_role("button", name="Skip").click()
     expect(dialog).to_be_hidden()
-    assert graphql(url, "{ shouldShowNux }")["shouldShowNux"] is False  # the server recorded it
+    # the server records it: the page's mutation may still be in flight when the dialog hides
+    assert wait_until(lambda: graphql(url, "{ shouldShowNux }")["shouldShowNux"] is False, 30)
     print("\ndismissed the 'Join the Dagster community' dialog (Skip)")
 
 
