@@ -4,7 +4,8 @@ Run: `python -m microns_assets_tests.benchmarks.bench_static [--scale real] [--v
 [--peer-python ~/peer-venv/bin/python] [--work DIR]`. Writes the emulator's static synapse
 dump of an expired version (at `real` scale: 144,120 nuclei, ~20.2M synapses) and its header
 to `--work` (kept for later runs), then times, each in a fresh process with its peak memory
-(`ru_maxrss`):
+(`VmHWM` of the process: `ru_maxrss` would carry over the
+parent's peak through fork and exec):
 
 - ours: `static_dumps.synapses.split_synapses` into the 32 chunks (post cells: the version's
   nucleus roots, pre cells the same set), each chunk aggregated by pair (`aggregate`), as the
@@ -34,7 +35,7 @@ from microns_assets.static_dumps.synapses import synapse_files
 TABLE = "synapses_pni_2"
 
 OURS = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 import numpy as np
 from microns_assets.processing.chunks import chunk_of
@@ -52,13 +53,13 @@ for label, rows, _ in split_synapses(data, read_header(header), chunks, roots,
     out = aggregate(rows)
     pairs += len(out); synapses += int(out["n_synapses"].sum()); size += int(out["size"].sum())
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 print(json.dumps({"seconds": seconds, "peak_mb": peak, "pairs": pairs,
                   "synapses": synapses, "size": size}))
 """
 
 PEER = """
-import json, resource, sys, time, logging
+import json, sys, time, logging
 from pathlib import Path
 import numpy as np, pandas as pd
 from microns_combiner import downloader
@@ -68,7 +69,7 @@ start = time.perf_counter()
 downloader._filter_static_synapses(str(work), roots, roots, "peer_result",
                                    drop_synapses_duplicates=True, chunksize=500_000)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
 result = pd.read_csv(work / "peer_result.csv")
 print(json.dumps({"seconds": seconds, "peak_mb": peak, "pairs": len(result),
                   "synapses": None, "size": int(result["size"].sum())}))
