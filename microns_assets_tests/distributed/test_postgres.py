@@ -53,33 +53,14 @@ def postgres_home(folder: Path) -> Path:
     return folder
 
 
-def test_a_version_on_postgres_storage(postgres, session_emulator, emulator_cache, tmp_path):
-    home, data = postgres_home(tmp_path / "home"), tmp_path / "data"
-    env = {**clean_env(emulator_cache), "DAGSTER_PG_URL": postgres.create_database("one")}
-    out = run_cli(materialize_args(session_emulator, home, data), env)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    # nothing went to SQLite files in the home: the instance is the database
-    assert not (home / "history").exists()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        runs = runs_of(home)
-        assert len(runs) == 3 and all(r.is_success for r in runs)
-        materializations = chunk_materializations(home)
-    assert sorted(materializations) == [f"1300|{c}" for c in CHUNK_KEYS]
-    assert all(len(m) == 1 for m in materializations.values())  # each chunk once
-    version_dir = UPath(data) / session_emulator.datastack / "v1300"
-    merged = read_frame(version_dir / "synapses.parquet")
-    units = read_frame(version_dir / "units.parquet")
-    assert_equals_truth(merged, aggregated_truth(session_emulator, units))
-
-
-def test_the_cave_pool_is_exact_across_two_commands_at_once(
+def test_two_versions_at_once_on_postgres_share_the_cave_pool_exactly(
     postgres, session_emulator, emulator_cache, tmp_path
 ):
-    """Two versions materialized at once share the pool limit of 1: never 2 x IN_FLIGHT."""
-    home = postgres_home(tmp_path / "home")
+    """Two versions at once on a Postgres instance: complete, and within the pool's limit.
+
+    The pool limit of 1 holds across both commands: never 2 x IN_FLIGHT queries in flight.
+    """
+    home, data = postgres_home(tmp_path / "home"), tmp_path / "data"
     env = {
         **clean_env(emulator_cache),
         "DAGSTER_PG_URL": postgres.create_database("two"),
@@ -92,7 +73,7 @@ def test_the_cave_pool_is_exact_across_two_commands_at_once(
     try:
         children = []
         for version in ("1300", "1718"):
-            args = materialize_args(session_emulator, home, tmp_path / "data")
+            args = materialize_args(session_emulator, home, data)
             args[args.index("1300")] = version
             pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
             children.append(subprocess.Popen(args, env=env, **pipes))
@@ -105,10 +86,24 @@ def test_the_cave_pool_is_exact_across_two_commands_at_once(
     # step's queries in flight, and saw that step's full concurrency (queries only: each
     # command's version check, outside the pool, may overlap the other command's step)
     assert server.stats.max_queries_in_flight == IN_FLIGHT
+    # nothing went to SQLite files in the home: the instance is the database
+    assert not (home / "history").exists()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         runs = runs_of(home)
+        materializations = chunk_materializations(home)
     assert len(runs) == 6 and all(r.is_success for r in runs)
+    for version in ("1300", "1718"):
+        assert sorted(m for m in materializations if m.startswith(f"{version}|")) == [
+            f"{version}|{c}" for c in CHUNK_KEYS
+        ]
+    assert all(len(m) == 1 for m in materializations.values())  # each chunk once
+    version_dir = UPath(data) / session_emulator.datastack / "v1300"
+    merged = read_frame(version_dir / "synapses.parquet")
+    units = read_frame(version_dir / "units.parquet")
+    assert_equals_truth(merged, aggregated_truth(session_emulator, units))
 
 
 def test_unreachable_postgres_is_one_clear_error_naming_the_setting(

@@ -28,6 +28,15 @@ def test_a_cut_connection_resumes_to_the_same_bytes(emulator, tmp_path):
     assert not (tmp_path / f"{name}.part").exists()
 
 
+def test_503s_are_retried(emulator, tmp_path):
+    name = table_files(NUCLEUS)[0]
+    emulator.server.faults = Faults(fail_rate=0.6, seed=1)
+    got = download(requests.Session(), _url(emulator, name), tmp_path / name, backoff_s=0.01)
+    assert emulator.server.stats.faults >= 1
+    assert (tmp_path / name).read_bytes() == emulator.server.static.get(VERSION, name)
+    assert got.resumed == 0
+
+
 def test_a_complete_file_is_reused_without_a_request(emulator, tmp_path):
     name = table_files(NUCLEUS)[0]
     download(requests.Session(), _url(emulator, name), tmp_path / name)
