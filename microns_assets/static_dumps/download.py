@@ -72,6 +72,12 @@ def _total(response: requests.Response) -> int | None:
     return int(length) if length and length.isdigit() else None
 
 
+def _start(response: requests.Response) -> int | None:
+    """The first byte of a 206 answer (`Content-Range: bytes START-END/TOTAL`)."""
+    value = response.headers.get("Content-Range", "").removeprefix("bytes ").split("-", 1)[0]
+    return int(value) if value.isdigit() else None
+
+
 def download(
     session: requests.Session,
     url: str,
@@ -131,6 +137,10 @@ def _download(
                 if response.status_code not in (200, 206):
                     raise DownloadError(f"{url}: unexpected HTTP {response.status_code}")
                 total = _total(response)
+                if response.status_code == 206 and _start(response) != have:
+                    part.unlink(missing_ok=True)  # not the part asked for: start again
+                    last_error = f"the server sent another range than bytes={have}-"
+                    continue
                 mode = "ab" if response.status_code == 206 else "wb"
                 if mode == "ab" and have:
                     resumed += 1
