@@ -197,6 +197,11 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
         assert server.stats.wait_idle(timeout_s=30)
         server.stats.reset()
         server.faults = Faults(latency_ms=20)
+        # as deploy/celery/README.md says: the instance's tables first (processes starting
+        # together on an empty database race to create them: "type run_tags already exists")
+        migrate = [str(Path(sys.executable).parent / "dagster"), "instance", "migrate"]
+        done = subprocess.run(migrate, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         try:
             with (
                 celery_workers(env, 2, base) as workers,
