@@ -139,15 +139,14 @@ def _kill_a_chunk_step(
     busy = ""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        for worker, tasks in (app.control.inspect(timeout=1.0).active() or {}).items():
+        for worker, tasks in (app.control.inspect(timeout=5.0).active() or {}).items():
             for task in tasks:
                 packed = task["kwargs"]["execute_step_args_packed"]
                 run_id = unpack_value(packed, as_type=ExecuteStepArgs).run_id
                 covered = _chunk_range(instance, run_id, VERSION)
                 if covered and not busy:
                     busy = worker
-                    replies = app.control.cancel_consumer(QUEUE, destination=[busy], reply=True)
-                    assert replies, f"{busy} did not answer cancel_consumer"
+                    _stop_consuming(app, busy)
                 stored = [c for c in _stored_chunks(s3, datastack, VERSION) if c in covered]
                 if stored and _still_running(app, worker, task):  # not a pid gone idle
                     os.kill(task["worker_pid"], signal.SIGKILL)
@@ -156,9 +155,24 @@ def _kill_a_chunk_step(
     raise AssertionError(f"no chunk step of {VERSION} stored a chunk on a worker in 300 s")
 
 
+def _stop_consuming(app, worker: str) -> None:
+    """Tell `worker` to take no more tasks from QUEUE, and wait until it says it stopped.
+
+    Under load a control reply can take longer than Celery's 1 s default: ask again, with
+    longer timeouts, until the worker's own list of queues lacks QUEUE.
+    """
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        app.control.cancel_consumer(QUEUE, destination=[worker], reply=True, timeout=5.0)
+        queues = app.control.inspect(destination=[worker], timeout=5.0).active_queues() or {}
+        if worker in queues and QUEUE not in {q["name"] for q in queues[worker]}:
+            return
+    raise AssertionError(f"{worker} still consumes {QUEUE!r} after 60 s of cancel_consumer")
+
+
 def _still_running(app, worker: str, task: dict) -> bool:
     """The task is still active on the same worker process (asked again just now)."""
-    active = app.control.inspect(destination=[worker], timeout=1.0, limit=1).active() or {}
+    active = app.control.inspect(destination=[worker], timeout=5.0, limit=1).active() or {}
     return any(
         t["id"] == task["id"] and t["worker_pid"] == task["worker_pid"]
         for t in active.get(worker, [])
@@ -217,7 +231,9 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
                     stdout, stderr = first.communicate(timeout=600)
                 finally:
                     first.kill() if first.poll() is None else None
-                workers.app().control.add_consumer(QUEUE, destination=[busy], reply=True)
+                workers.app().control.add_consumer(
+                    QUEUE, destination=[busy], reply=True, timeout=5.0
+                )
                 outputs = {
                     "first": subprocess.CompletedProcess(
                         first.args, first.returncode, stdout, stderr
