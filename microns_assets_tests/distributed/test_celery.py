@@ -171,8 +171,12 @@ def _stop_consuming(app, worker: str) -> None:
 
 
 def _still_running(app, worker: str, task: dict) -> bool:
-    """The task is still active on the same worker process (asked again just now)."""
-    active = app.control.inspect(destination=[worker], timeout=5.0, limit=1).active() or {}
+    """The task is still active on the same worker process (asked again just now).
+
+    A short reply timeout on purpose: the longer the check takes, the likelier the step ends
+    between it and the kill (a 5 s timeout once let the step finish before it was killed).
+    """
+    active = app.control.inspect(destination=[worker], timeout=1.0, limit=1).active() or {}
     return any(
         t["id"] == task["id"] and t["worker_pid"] == task["worker_pid"]
         for t in active.get(worker, [])
