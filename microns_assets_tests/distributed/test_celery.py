@@ -75,6 +75,8 @@ IN_FLIGHT = 2  # per step; the shipped pool limit is 2 steps: CAVE sees at most 
 POOL_LIMIT = 2
 QUEUE = "dagster"  # dagster-celery's default queue, which the workers consume
 DATA = f"s3://{BUCKET}/celery"
+LATENCY_MS = 20  # every CAVE answer, so that steps overlap as on a real server
+SLOW_MS = 400  # while the fixture picks a chunk step to kill
 
 
 @dataclass
@@ -128,31 +130,56 @@ def _stored_chunks(s3: str, datastack: str, version: str) -> list[str]:
 
 
 def _kill_a_chunk_step(
-    workers: CeleryWorkers, instance: dg.DagsterInstance, s3: str, datastack: str
-) -> tuple[Victim, str]:
+    workers: CeleryWorkers, server, first: subprocess.Popen, instance: dg.DagsterInstance,
+    s3: str, datastack: str,
+) -> tuple[Victim, str]:  # fmt: skip
     """SIGKILL the worker process running a chunk step of VERSION once it stored a chunk.
 
-    The first worker seen holding a chunk step stops consuming (see the module docstring).
+    The first worker seen holding a chunk step stops consuming (see the module docstring). From
+    then until the kill, the emulator answers SLOW_MS late: a chunk step then lasts many
+    seconds, far longer than Celery's control replies take under load, so it cannot end
+    between being seen and being killed (at 20 ms a step can be over in 5 s on this machine).
     Returns the victim and that worker's name (to resume consuming later).
     """
     app = workers.app()
     busy = ""
+    seen: list[str] = []
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        for worker, tasks in (app.control.inspect(timeout=5.0).active() or {}).items():
-            for task in tasks:
+    try:
+        while time.monotonic() < deadline:
+            if first.poll() is not None:
+                raise AssertionError(
+                    f"the first submission ended ({first.returncode}) before a chunk step was "
+                    f"killed; tasks seen: {seen}; stored: {_stored_chunks(s3, datastack, VERSION)}"
+                )
+            for worker, task in _active_tasks(app, len(workers.names)):
                 packed = task["kwargs"]["execute_step_args_packed"]
                 run_id = unpack_value(packed, as_type=ExecuteStepArgs).run_id
                 covered = _chunk_range(instance, run_id, VERSION)
-                if covered and not busy:
+                seen.append(f"{worker}:{run_id[:8]}:{len(covered)}")
+                if not covered:
+                    continue
+                if not busy:
+                    server.faults = Faults(latency_ms=SLOW_MS)
                     busy = worker
                     _stop_consuming(app, busy)
                 stored = [c for c in _stored_chunks(s3, datastack, VERSION) if c in covered]
                 if stored and _still_running(app, worker, task):  # not a pid gone idle
                     os.kill(task["worker_pid"], signal.SIGKILL)
                     return Victim(run_id, worker, stored), busy
-        time.sleep(0.2)
-    raise AssertionError(f"no chunk step of {VERSION} stored a chunk on a worker in 300 s")
+            time.sleep(0.2)
+    finally:
+        server.faults = Faults(latency_ms=LATENCY_MS)
+    raise AssertionError(f"no chunk step of {VERSION} stored a chunk on a worker in 300 s: {seen}")
+
+
+def _active_tasks(app, workers: int) -> list[tuple[str, dict]]:
+    """(worker, task) for every task the workers are executing now.
+
+    `limit`: return as soon as every worker replied (without it Celery waits the full timeout).
+    """
+    active = app.control.inspect(timeout=5.0, limit=workers).active() or {}
+    return [(worker, task) for worker, tasks in active.items() for task in tasks]
 
 
 def _stop_consuming(app, worker: str) -> None:
@@ -163,20 +190,18 @@ def _stop_consuming(app, worker: str) -> None:
     """
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        app.control.cancel_consumer(QUEUE, destination=[worker], reply=True, timeout=5.0)
-        queues = app.control.inspect(destination=[worker], timeout=5.0).active_queues() or {}
+        app.control.cancel_consumer(QUEUE, destination=[worker], reply=True, timeout=5.0, limit=1)
+        queues = (
+            app.control.inspect(destination=[worker], timeout=5.0, limit=1).active_queues() or {}
+        )
         if worker in queues and QUEUE not in {q["name"] for q in queues[worker]}:
             return
     raise AssertionError(f"{worker} still consumes {QUEUE!r} after 60 s of cancel_consumer")
 
 
 def _still_running(app, worker: str, task: dict) -> bool:
-    """The task is still active on the same worker process (asked again just now).
-
-    A short reply timeout on purpose: the longer the check takes, the likelier the step ends
-    between it and the kill (a 5 s timeout once let the step finish before it was killed).
-    """
-    active = app.control.inspect(destination=[worker], timeout=1.0, limit=1).active() or {}
+    """The task is still active on the same worker process (asked again just now)."""
+    active = app.control.inspect(destination=[worker], timeout=5.0, limit=1).active() or {}
     return any(
         t["id"] == task["id"] and t["worker_pid"] == task["worker_pid"]
         for t in active.get(worker, [])
@@ -214,7 +239,7 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
         patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])  # this process reads the instance
         assert server.stats.wait_idle(timeout_s=30)
         server.stats.reset()
-        server.faults = Faults(latency_ms=20)
+        server.faults = Faults(latency_ms=LATENCY_MS)
         # as deploy/celery/README.md says: the instance's tables first (processes starting
         # together on an empty database race to create them: "type run_tags already exists")
         migrate = [str(Path(sys.executable).parent / "dagster"), "instance", "migrate"]
@@ -230,7 +255,7 @@ def deployment(session_emulator, emulator_cache, tmp_path_factory) -> Deployment
                 first = subprocess.Popen(_submit(session_emulator, home), env=env, **pipes)
                 try:
                     victim, busy = _kill_a_chunk_step(
-                        workers, instance, s3, session_emulator.datastack
+                        workers, server, first, instance, s3, session_emulator.datastack
                     )
                     stdout, stderr = first.communicate(timeout=600)
                 finally:
