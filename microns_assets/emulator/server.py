@@ -5,7 +5,8 @@ Arrow IPC streams with zstd buffers and the real server's headers, including the
 `Warning`; `count=true` on a table query answers the matching row count instead (uncapped), as
 the real server does. Faults (503s, connections dropped mid-body, latency, rows silently left
 out of answers) are drawn from a seeded RNG. Expired versions are served as static dumps under
-`/static/` (see `static.py`), with `Range` requests, and the same faults.
+`/static/` (see `static.py`), the functional recordings under `/functional/` (`functional.py`),
+both with `Range` requests and the same faults.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from microns_assets.emulator import catalog as cat
+from microns_assets.emulator.functional import FILE_NAME as FUNCTIONAL_FILE
+from microns_assets.emulator.functional import FunctionalFile
 from microns_assets.emulator.query import QueryEngine, QueryError, with_pandas_metadata
 from microns_assets.emulator.static import StaticDumps
 
@@ -139,6 +142,9 @@ class CaveHTTPServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.engine = engine
         self.static = StaticDumps(engine.tables_for_version)
+        self.functional = FunctionalFile(
+            lambda: engine.tables_for_version(cat.VERSIONS[-1].number).world
+        )
         self.datastack = datastack
         self.row_cap = row_cap
         self.token = token
@@ -267,7 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._fate = (True, False)
             self._json({"message": "Service Unavailable (injected)"}, 503)
             return
-        if not self._authorized() and not self.path.startswith("/static/"):  # public bucket
+        public = self.path.startswith(("/static/", "/functional/"))  # public buckets
+        if not self._authorized() and not public:
             self._error(401, "Unauthorized: a valid token is required to access this resource")
             return
         url = urlparse(self.path)
@@ -379,8 +386,19 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.server.static.get(int(v), name)
         if body is None:
             raise QueryError(404, f"No such object: {ds}/v{v}/{name}")
-        kind = "application/gzip" if name.endswith(".gz") else "text/csv"
-        headers = {"Accept-Ranges": "bytes"}
+        self._send_file(body, "application/gzip" if name.endswith(".gz") else "text/csv", {})
+
+    def functional_file(self, q, raw, ds, name) -> None:
+        """The functional recordings (HDF5), with its SHA-256 as `ETag` (see `functional.py`)."""
+        self._datastack(ds)
+        if name != FUNCTIONAL_FILE:
+            raise QueryError(404, f"No such object: functional/{ds}/{name}")
+        body, sha256 = self.server.functional.answer()
+        self._send_file(body, "application/x-hdf5", {"ETag": f'"{sha256}"'})
+
+    def _send_file(self, body: bytes, kind: str, headers: dict) -> None:
+        """A whole file, or with `Range: bytes=a-b` a 206 with that part (416 past its end)."""
+        headers = {"Accept-Ranges": "bytes", **headers}
         wanted = self.headers.get("Range")
         if wanted is None:
             self._send(200, body, kind, headers)
@@ -450,5 +468,6 @@ _ROUTES = [
         (rf"{M3}/version/{_V}/table/{_T}/query", "POST", _Handler.simple_query),
         (rf"{M3}/version/{_V}/query", "POST", _Handler.join_query),
         (rf"/static/{_DS}/v(?P<v>\d+)/(?P<name>[^/]+)", "GET", _Handler.static_file),
+        (rf"/functional/{_DS}/(?P<name>[^/]+)", "GET", _Handler.functional_file),
     ]
 ]

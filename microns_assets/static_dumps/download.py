@@ -5,15 +5,20 @@ server's (`Content-Length` of a whole answer, the total of `Content-Range` of a 
 A cut connection, a 5xx or 429 resumes from the bytes already there with `Range: bytes=N-`; a
 server that ignores `Range` (200 instead of 206) starts the file again. A sidecar
 `<name>.json` records the URL and size, so a later call reuses a complete file and never a file
-of another size. Processes downloading the same file (several chunk runs of one version) take
-turns through a lock file: the first downloads, the others then find the file complete.
+of another size. When the server gives the file's SHA-256 (an `ETag` or `X-Linked-Etag` of 64
+hex digits, as Hugging Face does for large files), the complete file is checked against it too
+and started again if it differs. Processes downloading the same file (several chunk runs of one
+version) take turns through a lock file: the first downloads, the others then find the file
+complete. Used for the static dumps and the functional recordings (`microns_assets.functional`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +30,10 @@ from microns_assets.cave.errors import CaveError
 
 CHUNK_BYTES = 1 << 20
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+STATIC_HINT = (
+    "the static dump has no such file (is the version expired and published as a dump? see "
+    "MICRONS_STATIC_BASE)"
+)
 
 
 class DownloadError(CaveError):
@@ -49,19 +58,43 @@ class Downloaded:
     bytes: int
     reused: bool  # complete from an earlier download: no request made
     resumed: int  # times the download continued from bytes already received
+    sha256: str | None = None  # checked against the server's, when it gave one
 
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _complete(path: Path) -> int | None:
-    """The size of a complete earlier download at `path`, else None."""
+def _complete(path: Path) -> dict | None:
+    """The sidecar of a complete earlier download at `path` (`url`, `bytes`, ...), else None."""
     try:
-        size = json.loads(_sidecar(path).read_text())["bytes"]
+        facts = json.loads(_sidecar(path).read_text())
+        size = facts["bytes"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return size if path.is_file() and path.stat().st_size == size else None
+    return facts if path.is_file() and path.stat().st_size == size else None
+
+
+def _reused(url: str, path: Path, facts: dict) -> Downloaded:
+    return Downloaded(url, path, facts["bytes"], True, 0, facts.get("sha256"))
+
+
+def _server_sha256(response: requests.Response) -> str | None:
+    """The file's SHA-256 as the server states it (64 hex digits in an ETag), else None."""
+    for name in ("X-Linked-Etag", "ETag"):
+        value = response.headers.get(name, "").removeprefix("W/").strip('"').lower()
+        if re.fullmatch(r"[0-9a-f]{64}", value):
+            return value
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(CHUNK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _total(response: requests.Response) -> int | None:
@@ -87,21 +120,24 @@ def download(
     backoff_s: float = 0.5,
     timeout_s: tuple[float, float] = (10.0, 300.0),
     on_bytes: Callable[[int, int | None], None] | None = None,
+    missing_hint: str = STATIC_HINT,
 ) -> Downloaded:
     """Download `url` to `path` (resuming a `.part` left by an earlier try); verified size.
 
-    `on_bytes(received, total)` is called as data arrives. Raises `DownloadError` naming the
-    URL when the server answers 404/403 (no such dump) or the download stays incomplete after
+    `on_bytes(received, total)` is called as data arrives. Raises `DumpMissingError` when the
+    server answers 401/403/404 (its message: the URL, the status and `missing_hint`), and
+    `DownloadError` naming the URL when the download stays incomplete or corrupt after
     `attempts` requests.
     """
-    if (size := _complete(path)) is not None:
-        return Downloaded(url, path, size, reused=True, resumed=0)
+    if (facts := _complete(path)) is not None:
+        return _reused(url, path, facts)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.with_name(path.name + ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if (size := _complete(path)) is not None:  # another process finished it meanwhile
-            return Downloaded(url, path, size, reused=True, resumed=0)
-        return _download(session, url, path, attempts, backoff_s, timeout_s, on_bytes)
+        if (facts := _complete(path)) is not None:  # another process finished it meanwhile
+            return _reused(url, path, facts)
+        how = (attempts, backoff_s, timeout_s, on_bytes, missing_hint)
+        return _download(session, url, path, *how)
 
 
 def _download(
@@ -112,9 +148,10 @@ def _download(
     backoff_s: float,
     timeout_s: tuple[float, float],
     on_bytes: Callable[[int, int | None], None] | None,
+    missing_hint: str,
 ) -> Downloaded:
     part = path.with_name(path.name + ".part")
-    resumed, last_error = 0, "no attempt made"
+    resumed, last_error, sha256 = 0, "no attempt made", None
     for attempt in range(max(1, attempts)):
         have = part.stat().st_size if part.exists() else 0
         headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
@@ -129,14 +166,11 @@ def _download(
                     time.sleep(min(backoff_s * 2**attempt, 30.0))
                     continue
                 if response.status_code in (401, 403, 404):
-                    raise DumpMissingError(
-                        f"{url}: HTTP {response.status_code}: the static dump has no such file "
-                        "(is the version expired and published as a dump? see "
-                        "MICRONS_STATIC_BASE)"
-                    )
+                    raise DumpMissingError(f"{url}: HTTP {response.status_code}: {missing_hint}")
                 if response.status_code not in (200, 206):
                     raise DownloadError(f"{url}: unexpected HTTP {response.status_code}")
                 total = _total(response)
+                sha256 = _server_sha256(response) or sha256
                 if response.status_code == 206 and _start(response) != have:
                     part.unlink(missing_ok=True)  # not the part asked for: start again
                     last_error = f"the server sent another range than bytes={have}-"
@@ -165,10 +199,15 @@ def _download(
         size = part.stat().st_size
         if total is None:
             raise DownloadError(f"{url}: the server sent no length; cannot verify the file")
+        if size == total and sha256 is not None and file_sha256(part) != sha256:
+            part.unlink()  # complete but not the server's bytes: start again
+            last_error = f"the {size} bytes received do not have the server's SHA-256 {sha256}"
+            continue
         if size == total:
             os.replace(part, path)
-            _sidecar(path).write_text(json.dumps({"url": url, "bytes": size}))
-            return Downloaded(url, path, size, reused=False, resumed=resumed)
+            facts = {"url": url, "bytes": size, **({"sha256": sha256} if sha256 else {})}
+            _sidecar(path).write_text(json.dumps(facts))
+            return Downloaded(url, path, size, reused=False, resumed=resumed, sha256=sha256)
         if size > total:
             part.unlink()
         last_error = f"received {size} of {total} bytes"
