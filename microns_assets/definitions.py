@@ -10,6 +10,7 @@ from microns_assets.automation.versions_sensor import build_versions_sensor
 from microns_assets.config import load_versions_config
 from microns_assets.executors import executor_from_settings
 from microns_assets.extra_tables import extra_tables
+from microns_assets.functional.asset import functional_recordings
 from microns_assets.jobs import ALL_JOBS
 from microns_assets.raw.assets import raw_assets
 from microns_assets.raw.extra import build_extra_assets
@@ -36,7 +37,14 @@ if chunk_runs > 1:  # a backfill splits a version's chunks into `chunk_runs` run
     )
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *extra_assets, units_and_layers, synapse_chunks, synapses],
+    assets=[
+        *raw_assets,
+        *extra_assets,
+        units_and_layers,
+        synapse_chunks,
+        synapses,
+        functional_recordings,
+    ],
     jobs=ALL_JOBS,
     sensors=[build_versions_sensor(poll_minutes_from_env()), automation_sensor],
     schedules=[refresh_newest_version],

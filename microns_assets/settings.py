@@ -23,6 +23,10 @@
 - `MICRONS_STATIC_DIR`: local folder for the downloaded dump files (one subfolder per version).
   Default `<data dir>/<datastack>/static` when the data dir is local, else
   `~/.cache/microns_assets/static/<datastack>`.
+- `MICRONS_FUNCTIONAL_URL`: URL of the functional recordings (one HDF5 file) that the
+  `functional_recordings` asset downloads. Default: the Hugging Face file microns-combiner reads
+  (`PUBLIC_FUNCTIONAL_URL`) for `minnie65_public`, `<server>/functional/minnie65_synthetic/
+  microns.h5` for the emulator's datastack. The file is kept at `functional_file`.
 
 Plain Python: read once when the definitions are built; reading them does no I/O.
 """
@@ -49,6 +53,8 @@ ENV_CELERY_BROKER = "MICRONS_CELERY_BROKER"
 ENV_CHUNK_RUNS = "MICRONS_CHUNK_RUNS"
 ENV_STATIC_BASE = "MICRONS_STATIC_BASE"
 ENV_STATIC_DIR = "MICRONS_STATIC_DIR"
+ENV_FUNCTIONAL_URL = "MICRONS_FUNCTIONAL_URL"
+PUBLIC_FUNCTIONAL_URL = "https://huggingface.co/datasets/NeuroBLab/MICrONS/resolve/main/microns.h5"
 PUBLIC_STATIC_BASE = "https://storage.googleapis.com/mat_dbs/public/minnie65_phase3_v1"
 DEFAULT_IN_FLIGHT = 4
 EXECUTORS = ("in_process", "multiprocess", "celery")
@@ -110,6 +116,36 @@ def static_base(datastack: str, server: str, environ: Mapping[str, str] = os.env
         f"location for this datastack's: set {ENV_STATIC_BASE} to the URL of the folder that "
         "holds its v{N}/ folders."
     )
+
+
+def functional_url(datastack: str, server: str, environ: Mapping[str, str] = os.environ) -> str:
+    """Where the functional recordings of `datastack` are: `MICRONS_FUNCTIONAL_URL` or default.
+
+    `server` is the CAVE server actually used (the emulator's URL when embedded).
+    """
+    if given := (environ.get(ENV_FUNCTIONAL_URL) or "").strip():
+        return given
+    if datastack == PUBLIC_DATASTACK:
+        return PUBLIC_FUNCTIONAL_URL
+    if datastack == SYNTHETIC_DATASTACK:
+        return f"{server.rstrip('/')}/functional/{SYNTHETIC_DATASTACK}/microns.h5"
+    raise SettingsError(
+        f"There is no known functional recordings file for datastack {datastack!r}: set "
+        f"{ENV_FUNCTIONAL_URL} to the URL of its HDF5 file."
+    )
+
+
+def functional_file(settings: Settings) -> Path:
+    """The local path of the downloaded functional recordings (HDF5 needs a local file).
+
+    `<data dir>/<datastack>/functional/microns.h5` when the data dir is local, else
+    `~/.cache/microns_assets/functional/<datastack>/microns.h5`.
+    """
+    if "://" not in settings.data_dir or settings.data_dir.startswith("file://"):
+        root = Path(settings.data_dir.removeprefix("file://")) / settings.datastack
+        return root / "functional" / "microns.h5"
+    cache = Path.home() / ".cache" / "microns_assets" / "functional"
+    return cache / settings.datastack / "microns.h5"
 
 
 def _whole_number(environ: Mapping[str, str], name: str, default: int, unit: str) -> int:

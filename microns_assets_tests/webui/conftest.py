@@ -83,7 +83,7 @@ class Webserver:
 def materialize_all(url: str, partition: str) -> str:
     """Launch the backfill "Materialize all" launches; its id."""
     params = {
-        "assetSelection": [{"path": key.split("/")} for key in expected.KEYS],
+        "assetSelection": [{"path": key.split("/")} for key in expected.BACKFILLED],
         "partitionNames": [partition],
         "fromFailure": False,
         "tags": [],

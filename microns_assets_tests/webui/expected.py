@@ -17,7 +17,9 @@ ROLES = (
 RAW = tuple(f"cave_raw/{role}" for role in ROLES)
 TABLES = (*RAW, "units", "layer_segments", "synapses")  # Parquet files, by version only
 VERSIONED = (*TABLES, "connectome")  # partitioned by version only
-KEYS = (*VERSIONED, "synapse_chunks")
+BACKFILLED = (*VERSIONED, "synapse_chunks")  # what "Materialize all" of a version targets
+UNPARTITIONED = ("functional_recordings",)  # not per version: materialized on its own
+KEYS = (*BACKFILLED, *UNPARTITIONED)
 
 GROUPS = {
     **dict.fromkeys(RAW, "cave_raw"),
@@ -26,6 +28,7 @@ GROUPS = {
     "synapse_chunks": "synapses",
     "synapses": "synapses",
     "connectome": "synapses",
+    "functional_recordings": "functional",
 }
 
 #: Lineage: raw -> units/segments -> chunks -> synapses -> connectome; the roll-up also reads
