@@ -16,13 +16,16 @@ from microns_assets.cave.connection import (
     CaveSettings,
     QueryResult,
 )
+from microns_assets.cave.filters import NO_FILTERS, Filters
 from microns_assets.cave.http import HttpPolicy
 
 __all__ = [
     "GLOBAL_SERVER",
+    "NO_FILTERS",
     "CaveConnection",
     "CaveSettings",
     "CompleteResult",
+    "Filters",
     "HttpPolicy",
     "QueryResult",
     "ServerCount",

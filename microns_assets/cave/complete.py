@@ -31,6 +31,7 @@ import pandas as pd
 
 from microns_assets.cave.connection import CaveConnection, QueryResult
 from microns_assets.cave.errors import IncompleteResultError, RowsLostError
+from microns_assets.cave.filters import NO_FILTERS, Filters
 
 T = TypeVar("T")
 
@@ -44,19 +45,13 @@ class CompleteResult:
     capped: int
 
 
-def _bounds(lo: int | None, hi: int | None, key: str) -> tuple[dict | None, dict | None]:
-    return ({key: lo} if lo is not None else None), ({key: hi} if hi is not None else None)
-
-
 def fetch_complete(
     conn: CaveConnection,
     version: int,
     table: str,
     *,
     key: str = "id",
-    filter_in: dict | None = None,
-    filter_out: dict | None = None,
-    filter_equal: dict | None = None,
+    filters: Filters = NO_FILTERS,
     select_columns: list[str] | None = None,
     merge_reference: bool = True,
     on_query: Callable[[QueryResult], None] | None = None,
@@ -69,15 +64,10 @@ def fetch_complete(
     queries = capped = 0
     while pending:
         lo, hi = pending.pop()
-        ge, less = _bounds(lo, hi, key)
         result = conn.query(
             version,
             table,
-            filter_in=filter_in,
-            filter_out=filter_out,
-            filter_equal=filter_equal,
-            filter_greater_equal=ge,
-            filter_less=less,
+            filters.in_range(key, lo, hi),
             select_columns=select_columns,
             merge_reference=merge_reference,
         )
@@ -146,14 +136,16 @@ def fetch_verified(
     version: int,
     table: str,
     *,
-    attempts: int = 3,
+    attempts: int | None = None,
     on_query: Callable[[QueryResult], None] | None = None,
 ) -> tuple[CompleteResult, ServerCount]:
     """Every row of `table`, checked against the server's own count (fetched again on a miss).
 
     Returns the result and the count (with the orphans a reference table's join dropped; see
-    the module docstring). Raises `RowsLostError` when the rows never match it.
+    the module docstring). Raises `RowsLostError` when the rows never match it in `attempts`
+    downloads (default: the connection's `call_attempts`).
     """
+    attempts = conn.settings.call_attempts if attempts is None else attempts
     count = ServerCount(conn.count_rows(version, table))
     what = f"{table} (v{version})"
 

@@ -1,81 +1,36 @@
 """`CaveConnection`: every call this project makes to CAVE, through the real caveclient.
 
-Builds one `CAVEclient` lazily, hardens its sessions (see `http.py`), retries failures that
-urllib3 cannot (a body cut mid-stream, a client that fell back to API v2), and turns HTTP errors
-into `errors.py` errors that say what to do. Versions are always passed explicitly, never set on
-the shared client, so concurrent queries for different versions cannot interfere.
+One connection builds one `CAVEclient` lazily (`client.py`), hardens its sessions (`http.py`),
+retries calls as a whole (`calls.py`) and answers the catalogue (versions, tables, metadata),
+counts and queries. Versions are always passed explicitly, never set on the shared client, so
+concurrent queries for different versions cannot interfere.
 No Dagster imports: the Dagster resource wraps this class.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
-import requests
-import tenacity
 
 from microns_assets.cave import errors
-from microns_assets.cave.deadline import DeadlineExceeded, call_within
-from microns_assets.cave.http import (
-    RETRY_STATUSES,
-    HttpPolicy,
-    InFlight,
-    harden_session,
-    reset_row_cap_warning,
-    row_cap_warning,
-)
+from microns_assets.cave.calls import call
+from microns_assets.cave.client import build_client
+from microns_assets.cave.filters import NO_FILTERS, Filters
+from microns_assets.cave.http import InFlight, reset_row_cap_warning, row_cap_warning
+from microns_assets.cave.settings import GLOBAL_SERVER, CaveSettings
 
 if TYPE_CHECKING:
     from caveclient import CAVEclient
     from caveclient.materializationengine import MaterializationClient
 
+__all__ = ["GLOBAL_SERVER", "CaveConnection", "CaveSettings", "QueryResult"]
+
 T = TypeVar("T")
-
-log = logging.getLogger(__name__)
-
-GLOBAL_SERVER = "https://global.daf-apis.com"
-#: Cap on the read part of a client-building attempt's deadline: its answers are small.
-CONNECT_READ_MAX_S = 30.0
-
-_TRANSIENT = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-
-
-class _ApiFallback(RuntimeError):
-    """caveclient silently fell back to materialization API v2 (its version probe failed)."""
-
-
-def _is_transient(err: BaseException) -> bool:
-    if isinstance(err, requests.HTTPError):
-        status = err.response.status_code if err.response is not None else None
-        return status in RETRY_STATUSES or status is None
-    return isinstance(err, (*_TRANSIENT, _ApiFallback))
-
-
-@dataclass(frozen=True)
-class CaveSettings:
-    """Where CAVE is and how to talk to it. `token` is never printed (`repr=False`)."""
-
-    datastack: str
-    server_address: str = GLOBAL_SERVER
-    token: str | None = field(default=None, repr=False)
-    http: HttpPolicy = field(default_factory=HttpPolicy)
-    call_attempts: int = 4
-    call_wait_max_s: float = 30.0
-    row_cap: int = 200_000
-    #: Requests this connection has in flight at once, at most (all threads together).
-    max_in_flight: int = 4
 
 
 @dataclass
@@ -95,93 +50,22 @@ class CaveConnection:
         self.settings = settings
         self._client: CAVEclient | None = None
         self._lock = threading.Lock()
-        self._versions: dict[bool, list[int]] = {}
         self._materialize: MaterializationClient | None = None
         self.in_flight = InFlight(settings.max_in_flight)
 
-    # --- plumbing ---------------------------------------------------------------------
-    def _call(
-        self,
-        what: str,
-        fn,
-        *args,
-        attempts: int | None = None,
-        max_wait_s: float | None = None,
-        **kwargs,
-    ):
+    def _call(self, what: str, fn: Callable[..., T], *args, **kwargs) -> T:
         s = self.settings
-        attempts = attempts or s.call_attempts
-        max_wait_s = s.call_wait_max_s if max_wait_s is None else max_wait_s
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_is_transient),
-            stop=tenacity.stop_after_attempt(attempts),
-            wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=max_wait_s),
-            before_sleep=lambda rs: log.warning(
-                "%s failed (%s); attempt %d of %d",
-                what,
-                rs.outcome.exception(),
-                rs.attempt_number,
-                attempts,
-            ),
-            reraise=True,
-        )
-        try:
-            with warnings.catch_warnings():
-                # caveclient turns a null `expires_on` into Timestamp.max and warns about it
-                warnings.filterwarnings("ignore", "Discarding nonzero nanoseconds")
-                return retrying(fn, *args, **kwargs)
-        except requests.HTTPError as err:
-            if _is_transient(err):
-                raise self._unavailable(what, attempts, err) from err
-            raise self._translate(what, err) from err
-        except (*_TRANSIENT, _ApiFallback) as err:
-            raise self._unavailable(what, attempts, err) from err
-
-    def _unavailable(self, what: str, attempts: int, err: Exception) -> errors.CaveError:
-        s = self.settings
-        return errors.CaveUnavailableError(
-            f"{what}: CAVE at {s.server_address} kept failing after {attempts} attempts, each "
-            f"with up to {s.http.retries} HTTP retries ({_short(err)}). Check the server address "
-            "and your network; the asset's retry policy will try again."
-        )
-
-    def _translate(self, what: str, err: requests.HTTPError) -> errors.CaveError:
-        status = err.response.status_code if err.response is not None else None
-        detail = _server_message(err)
-        if status in (401, 403):
-            return errors.CaveAuthError(
-                f"{what}: CAVE at {self.settings.server_address} refused access (HTTP {status}: "
-                f"{detail}). {errors.TOKEN_HELP}"
-            )
-        if status == 410:
-            return errors.ExpiredVersionError(f"{what}: {detail}")
-        if status is not None and status >= 500:
-            return errors.CaveUnavailableError(f"{what}: server error HTTP {status}: {detail}")
-        return errors.CaveQueryError(f"{what}: HTTP {status}: {detail}")
+        return call(
+            s.server_address, s.http.retries, what, fn, *args,
+            attempts=s.call_attempts, max_wait_s=s.call_wait_max_s, **kwargs,
+        )  # fmt: skip
 
     @property
     def client(self) -> CAVEclient:
-        """The shared CAVEclient, built on first use (its materialization client: `materialize`).
-
-        Building it makes a few requests on caveclient's own sessions, before ours can be
-        hardened: they carry no timeout, and a body cut mid-stream there is not retried by
-        HTTP. Each stage therefore runs under a deadline (`_connect_deadline_s`, `call_within`)
-        and is retried on its own, three times as often as a call, with short waits. A stage
-        abandoned at its deadline may still finish later in its daemon thread: a client it
-        builds is discarded; a materialization client it builds is either discarded or, at
-        worst, taken by the next attempt, which verifies and hardens it like its own.
-        """
+        """The shared CAVEclient, built on first use (see `client.py`)."""
         with self._lock:
             if self._client is None:
-                from caveclient import CAVEclient  # noqa: F401  # imported outside any deadline
-
-                what = f"connecting to datastack {self.settings.datastack!r}"
-                retry = {"attempts": 3 * self.settings.call_attempts, "max_wait_s": 2.0}
-                client = self._call(what, self._within_deadline, self._build_client, **retry)
-                self._materialize = self._call(
-                    what, self._within_deadline, self._build_materialize, client, **retry
-                )
-                self._client = client
+                self._client, self._materialize = build_client(self.settings, self.in_flight)
             return self._client
 
     @property
@@ -189,67 +73,6 @@ class CaveConnection:
         """The client's hardened, API-v3 materialization client."""
         _ = self.client
         return self._materialize
-
-    @property
-    def _connect_deadline_s(self) -> float:
-        """How long one stage of building the client may take: a connect and a short read."""
-        http = self.settings.http
-        return http.connect_timeout_s + min(http.read_timeout_s, CONNECT_READ_MAX_S)
-
-    def _within_deadline(self, build: Callable[..., T], *args) -> T:
-        deadline = self._connect_deadline_s
-        try:
-            return call_within(deadline, build, *args)
-        except DeadlineExceeded:
-            raise requests.Timeout(
-                f"timed out: no complete answer within {deadline:.1f} s while building the client"
-            ) from None
-
-    def _build_materialize(self, client: CAVEclient) -> MaterializationClient:
-        client._materialize = None  # a failed attempt may have left a v2 client behind
-        mat = client.materialize
-        if mat.api_version != 3:
-            raise _ApiFallback("the materialization API version probe failed")
-        harden_session(mat.session, self.settings.http, self.in_flight)
-        return mat
-
-    def _build_client(self) -> CAVEclient:
-        from caveclient import CAVEclient  # heavy import, kept off the definitions' load path
-
-        s = self.settings
-        try:
-            client = CAVEclient(
-                s.datastack,
-                server_address=s.server_address,
-                auth_token=s.token,
-                write_server_cache=False,
-                max_retries=s.http.retries,
-            )
-        except requests.HTTPError as err:
-            if err.response is not None and err.response.status_code == 404:
-                raise errors.UnknownDatastackError(self._unknown_datastack_message()) from err
-            raise
-        harden_session(client.info.session, s.http, self.in_flight)
-        return client
-
-    def _unknown_datastack_message(self) -> str:
-        s = self.settings
-        known = "unknown"
-        try:
-            headers = {"Authorization": f"Bearer {s.token}"} if s.token else {}
-            r = requests.get(
-                f"{s.server_address}/info/api/v2/datastacks",
-                headers=headers,
-                timeout=(s.http.connect_timeout_s, 30),
-            )
-            if r.ok:
-                known = ", ".join(sorted(r.json()))
-        except requests.RequestException:
-            pass
-        return (
-            f"CAVE at {s.server_address} has no datastack {s.datastack!r}. Datastacks there: "
-            f"{known}. Set MICRONS_DATASTACK (or the resource's `datastack`) to one of them."
-        )
 
     # --- catalogue --------------------------------------------------------------------
     def versions(self, expired: bool = False) -> list[int]:
@@ -332,12 +155,7 @@ class CaveConnection:
         self,
         version: int,
         table: str,
-        *,
-        filter_in: dict | None = None,
-        filter_out: dict | None = None,
-        filter_equal: dict | None = None,
-        filter_greater_equal: dict | None = None,
-        filter_less: dict | None = None,
+        filters: Filters = NO_FILTERS,
     ) -> int:
         """How many rows of `table` the filters match, counted by the server (no row cap).
 
@@ -352,9 +170,7 @@ class CaveConnection:
             what,
             mat.query_table,
             table,
-            **_filter_kwargs(
-                filter_in, filter_out, filter_equal, filter_greater_equal, filter_less
-            ),
+            **filters.query_kwargs(),
             get_counts=True,
             merge_reference=False,
             split_positions=True,
@@ -376,14 +192,9 @@ class CaveConnection:
         self,
         version: int,
         table: str,
+        filters: Filters = NO_FILTERS,
         *,
-        filter_in: dict | None = None,
-        filter_out: dict | None = None,
-        filter_equal: dict | None = None,
-        filter_greater_equal: dict | None = None,
-        filter_less: dict | None = None,
         select_columns: list[str] | None = None,
-        limit: int | None = None,
         merge_reference: bool = True,
     ) -> QueryResult:
         """One `query_table` call (positions split); reports whether the row cap cut it.
@@ -397,11 +208,8 @@ class CaveConnection:
             reset_row_cap_warning()
             frame = mat.query_table(
                 table,
-                **_filter_kwargs(
-                    filter_in, filter_out, filter_equal, filter_greater_equal, filter_less
-                ),
+                **filters.query_kwargs(),
                 select_columns=select_columns,
-                limit=limit,
                 merge_reference=merge_reference,
                 split_positions=True,
                 materialization_version=version,
@@ -412,42 +220,5 @@ class CaveConnection:
 
         start = time.perf_counter()
         frame, warning = self._call(f"querying {table!r} (v{version})", once)
-        cap = min(limit, self.settings.row_cap) if limit else self.settings.row_cap
-        truncated = warning is not None or len(frame) >= cap
+        truncated = warning is not None or len(frame) >= self.settings.row_cap
         return QueryResult(frame, truncated, warning, time.perf_counter() - start)
-
-
-def _filter_kwargs(
-    filter_in: dict | None,
-    filter_out: dict | None,
-    filter_equal: dict | None,
-    filter_greater_equal: dict | None,
-    filter_less: dict | None,
-) -> dict[str, dict | None]:
-    """Our filter arguments under caveclient's `query_table` names."""
-    return {
-        "filter_in_dict": filter_in,
-        "filter_out_dict": filter_out,
-        "filter_equal_dict": filter_equal,
-        "filter_greater_equal_dict": filter_greater_equal,
-        "filter_less_dict": filter_less,
-    }
-
-
-def _short(err: Exception) -> str:
-    if isinstance(err, requests.HTTPError) and err.response is not None:
-        return f"HTTP {err.response.status_code}: {_server_message(err)}"
-    return str(err)[:300]
-
-
-def _server_message(err: requests.HTTPError) -> str:
-    response = err.response
-    if response is None:
-        return str(err)
-    try:
-        body = response.json()
-        if isinstance(body, dict):
-            return str(body.get("message") or body.get("error") or body)
-        return str(body)
-    except ValueError:
-        return response.text[:300] or response.reason or ""

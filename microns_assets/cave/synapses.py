@@ -25,6 +25,7 @@ import pandas as pd
 from microns_assets.cave.complete import fetch_complete, until_counted
 from microns_assets.cave.connection import CaveConnection, QueryResult
 from microns_assets.cave.errors import IncompleteResultError
+from microns_assets.cave.filters import Filters
 
 #: Longest pre-cell list sent as a filter; longer lists are applied locally.
 MAX_PRE_FILTER = 5_000
@@ -80,7 +81,7 @@ def _batch(
     stats: DownloadStats,
 ) -> list[pd.DataFrame]:
     filters = _filters(post, pre_filter)
-    result = conn.query(version, table, filter_in=filters, select_columns=columns)
+    result = conn.query(version, table, filters, select_columns=columns)
     stats.count(result)
     if not result.truncated:
         return [result.frame]
@@ -91,7 +92,7 @@ def _batch(
         )
     stats.splits_by_id += 1
     complete = fetch_complete(
-        conn, version, table, key="id", filter_in=filters, select_columns=columns,
+        conn, version, table, key="id", filters=filters, select_columns=columns,
         on_query=stats.count,
     )  # fmt: skip
     return [complete.frame]
@@ -118,7 +119,7 @@ def _verified_batch(
     if stats.server_rows is None:
         pieces = fetch()
     else:
-        expected = conn.count_rows(version, table, filter_in=_filters(post, pre_filter))
+        expected = conn.count_rows(version, table, _filters(post, pre_filter))
         stats.count_queries += 1
         pieces = until_counted(
             fetch,
@@ -133,11 +134,11 @@ def _verified_batch(
     return pieces
 
 
-def _filters(post: np.ndarray, pre_filter: np.ndarray | None) -> dict[str, list[int]]:
-    filters = {"post_pt_root_id": post.tolist()}
+def _filters(post: np.ndarray, pre_filter: np.ndarray | None) -> Filters:
+    isin = {"post_pt_root_id": post.tolist()}
     if pre_filter is not None:
-        filters["pre_pt_root_id"] = pre_filter.tolist()
-    return filters
+        isin["pre_pt_root_id"] = pre_filter.tolist()
+    return Filters(isin=isin)
 
 
 def download_synapses(
@@ -151,7 +152,7 @@ def download_synapses(
     send_pre: bool = True,
     batch_size: int = 500,
     verify_counts: bool = True,
-    attempts: int = 3,
+    attempts: int | None = None,
 ) -> tuple[pd.DataFrame, DownloadStats]:
     """All synapses onto `post_roots` from `pre_roots` (None: from anything), one row each.
 
@@ -177,7 +178,7 @@ def download_chunks(
     send_pre: bool = True,
     batch_size: int = 500,
     verify_counts: bool = True,
-    attempts: int = 3,
+    attempts: int | None = None,
     workers: int = 4,
 ) -> Iterator[tuple[str, pd.DataFrame, DownloadStats]]:
     """Each chunk's synapses (onto its post roots, from `pre_roots`), as soon as it is complete.
@@ -189,12 +190,14 @@ def download_chunks(
     are held in memory at once. `send_pre=False` (for a pre side that is every unit) filters
     pre cells locally instead of sending the list. Rows: `id`, roots, `size`, and centre
     positions in voxels when `individual`. `verify_counts` asks the server to count each
-    sub-batch's rows too; a sub-batch is tried up to `attempts` times to match its count. The
+    sub-batch's rows too; a sub-batch is tried up to `attempts` times (default: the
+    connection's `call_attempts`) to match its count. The
     first error stops the download (pending sub-batches are cancelled) and is raised.
     """
     sendable = pre_roots is not None and send_pre and len(pre_roots) <= MAX_PRE_FILTER
     pre_send = np.asarray(pre_roots, dtype=np.int64) if sendable else None
     columns = INDIVIDUAL_COLUMNS if individual else AGGREGATE_COLUMNS
+    attempts = conn.settings.call_attempts if attempts is None else attempts
 
     def one(batch: np.ndarray) -> tuple[list[pd.DataFrame], DownloadStats]:
         stats = DownloadStats(server_rows=0 if verify_counts else None, batches=1)

@@ -15,12 +15,16 @@ from pydantic import Field, PrivateAttr
 
 from microns_assets.cave import GLOBAL_SERVER, CaveConnection, CaveSettings, HttpPolicy
 from microns_assets.cave.errors import CaveError
-from microns_assets.config import ConfigError, RetrySettings
+from microns_assets.config import RetrySettings
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
-from microns_assets.settings import Settings, static_base, static_dir_from_env
+from microns_assets.settings import (
+    EMBEDDED,
+    PUBLIC_DATASTACK,
+    Settings,
+    static_base,
+    static_dir_from_env,
+)
 from microns_assets.static_dumps.source import StaticSource
-
-EMBEDDED = "embedded"
 
 #: For a sensor tick, which Dagster stops after 60 s: short timeouts, one HTTP retry, one
 #: attempt per call (building the client still takes up to 3). The sensor also puts its whole
@@ -35,7 +39,7 @@ TICK_BUDGET_S = 45.0
 class CaveResource(dg.ConfigurableResource):
     """Access to one CAVE datastack through caveclient, with timeouts and retries."""
 
-    datastack: str = Field("minnie65_public", description="CAVE datastack name.")
+    datastack: str = Field(PUBLIC_DATASTACK, description="CAVE datastack name.")
     server_address: str = Field(
         GLOBAL_SERVER,
         description="CAVE global server URL, or `embedded` to start the synthetic emulator.",
@@ -43,15 +47,22 @@ class CaveResource(dg.ConfigurableResource):
     token_env_var: str = Field(
         "CAVE_TOKEN", description="Environment variable holding the CAVE token (never logged)."
     )
-    connect_timeout_s: float = Field(10.0, description="TCP connect timeout per request.")
-    read_timeout_s: float = Field(300.0, description="Read timeout per request.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="TCP connect timeout per request.")
+    read_timeout_s: float = Field(300.0, gt=0, description="Read timeout per request.")
     http_retries: int = Field(
-        6, description="Retries per request: 429/502/503/504, resets, timeouts, cut bodies."
+        6,
+        ge=0,
+        le=20,
+        description="Retries per request: 429/502/503/504, resets, timeouts, cut bodies.",
     )
-    backoff_factor_s: float = Field(0.5, description="Exponential backoff base between retries.")
-    call_attempts: int = Field(4, description="Attempts per CAVE call once HTTP retries fail.")
+    backoff_factor_s: float = Field(
+        0.5, ge=0, description="Exponential backoff base between retries."
+    )
+    call_attempts: int = Field(
+        4, ge=1, le=20, description="Attempts per CAVE call once HTTP retries fail."
+    )
     row_cap: int = Field(
-        200_000, description="The server's QUERY_LIMIT_SIZE: a result this long is capped."
+        200_000, ge=1, description="The server's QUERY_LIMIT_SIZE: a result this long is capped."
     )
     max_in_flight: int = Field(
         4,
@@ -165,7 +176,7 @@ def retry_request(retry: RetrySettings, retry_number: int) -> dg.RetryRequested:
 def cave_errors_as_failures(
     context: dg.AssetExecutionContext, retry: RetrySettings | None = None
 ) -> Iterator[None]:
-    """Turn CAVE and config errors into Dagster outcomes.
+    """Turn CAVE errors into Dagster outcomes.
 
     Errors retrying cannot fix fail the step at once (`Failure(allow_retries=False)`); an
     unavailable server asks for a retry with the version's policy, until its attempts run out.
@@ -176,6 +187,4 @@ def cave_errors_as_failures(
         if err.retryable and retry is not None and context.retry_number < retry.max_retries:
             context.log.warning(f"CAVE unavailable, retrying the step: {err}")
             raise retry_request(retry, context.retry_number) from err
-        raise dg.Failure(description=str(err), allow_retries=False) from err
-    except ConfigError as err:
         raise dg.Failure(description=str(err), allow_retries=False) from err

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microns_assets.cave import CaveConnection, CaveSettings
+from microns_assets.cave import CaveConnection, CaveSettings, Filters
 from microns_assets.emulator import Emulator
 
 SYN = "synapses_pni_2"
@@ -56,7 +56,7 @@ def bench_query(scale: str, cache_dir: Path, rows: int, version: int = 1300) -> 
             result = conn.query(
                 version,
                 SYN,
-                filter_in={"post_pt_root_id": wanted},
+                Filters(isin={"post_pt_root_id": wanted}),
                 select_columns=["id", "pre_pt_root_id", "post_pt_root_id", "size"],
             )
             n = len(result.frame)
@@ -64,10 +64,10 @@ def bench_query(scale: str, cache_dir: Path, rows: int, version: int = 1300) -> 
                 f"query {scale:>5} {label:<32} {n:>9} rows in {result.elapsed_s:6.2f} s = "
                 f"{n / result.elapsed_s:>10,.0f} rows/s  ({len(wanted)} post roots, 4 columns)"
             )
-        result = conn.query(version, SYN, limit=rows)
+        result = conn.query(version, SYN, Filters(isin={"post_pt_root_id": wanted}))
         n = len(result.frame)
         print(
-            f"query {scale:>5} {'all 20 columns, limit':<32} {n:>9} rows in {result.elapsed_s:6.2f}"
+            f"query {scale:>5} {'all 20 columns':<32} {n:>9} rows in {result.elapsed_s:6.2f}"
             f" s = {n / result.elapsed_s:>10,.0f} rows/s"
         )
     print(f"peak RSS of this process: {_peak_rss_mb():,.0f} MB")

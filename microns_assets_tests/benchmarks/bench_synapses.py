@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from microns_assets.cave import CaveConnection, CaveSettings
+from microns_assets.cave import CaveConnection, CaveSettings, Filters
 from microns_assets.cave.synapses import download_synapses
 from microns_assets.commands.dev import start_emulator
 from microns_assets.config import load_versions_config
@@ -61,7 +61,7 @@ def main() -> None:
         units, _ = build_units(tables, version=VERSION)
         roots = units["pt_root_id"].to_numpy("int64")
         table = conn.datastack_info()["synapse_table"]
-        conn.query(VERSION, table, filter_in={"post_pt_root_id": roots[:1].tolist()})  # warm up
+        conn.query(VERSION, table, Filters(isin={"post_pt_root_id": roots[:1].tolist()}))  # warm up
 
         def chunk(i: int) -> tuple[int, int]:
             rows, stats = download_synapses(

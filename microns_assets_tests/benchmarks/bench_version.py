@@ -38,15 +38,16 @@ DEFAULT_PEER = Path.home() / "peer-venv" / "bin" / "python"
 
 def warm(url: str) -> float:
     """One small synapse query and count of v1300, so the server has built its index."""
-    from microns_assets.cave import CaveConnection, CaveSettings
+    from microns_assets.cave import CaveConnection, CaveSettings, Filters
 
     start = time.perf_counter()
     conn = CaveConnection(CaveSettings(DATASTACK, url))
     table = conn.datastack_info()["synapse_table"]
-    nucleus = conn.query(VERSION, "nucleus_detection_v0", limit=10).frame
+    nucleus = conn.query(VERSION, "nucleus_detection_v0", select_columns=["id", "pt_root_id"])
+    nucleus = nucleus.frame.head(10)
     roots = [int(r) for r in nucleus["pt_root_id"] if r]
-    conn.query(VERSION, table, filter_in={"post_pt_root_id": roots})
-    conn.count_rows(VERSION, table, filter_in={"post_pt_root_id": roots})
+    conn.query(VERSION, table, Filters(isin={"post_pt_root_id": roots}))
+    conn.count_rows(VERSION, table, Filters(isin={"post_pt_root_id": roots}))
     return time.perf_counter() - start
 
 

@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from microns_assets.cave import CaveConnection, CaveSettings, HttpPolicy, errors, fetch_complete
+from microns_assets.cave import (
+    CaveConnection,
+    CaveSettings,
+    Filters,
+    HttpPolicy,
+    errors,
+    fetch_complete,
+)
 from microns_assets.emulator import Faults
 from microns_assets_tests.conftest import connect, wait_until
 
@@ -182,7 +189,7 @@ def test_fetch_complete_with_filters(emulator):
         connect(emulator, row_cap=100),
         1300,
         CT,
-        filter_equal={"classification_system": "nonneuron"},
+        filters=Filters(isin={"classification_system": ["nonneuron"]}),
     )
     truth = emulator.ground_truth(1300, CT)
     expected = truth[truth["classification_system"] == "nonneuron"]["id"]

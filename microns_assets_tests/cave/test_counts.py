@@ -7,6 +7,8 @@ import pyarrow as pa
 import pytest
 import requests
 
+from microns_assets.cave import Filters
+from microns_assets.cave.errors import RowsLostError
 from microns_assets.cave.synapses import MAX_PRE_FILTER, download_synapses
 from microns_assets.emulator import Faults
 from microns_assets_tests.conftest import connect
@@ -62,22 +64,36 @@ def test_count_rows_equals_ground_truth_for_each_filter(emulator, syn, posts):
     pre = syn["pre_pt_root_id"].drop_duplicates().iloc[::4].astype("int64").tolist()
     in_post = syn["post_pt_root_id"].isin(posts)
     cases = [
-        ({}, np.ones(len(syn), bool)),
-        ({"filter_in": {"post_pt_root_id": posts}}, in_post),
+        (Filters(), np.ones(len(syn), bool)),
+        (Filters(isin={"post_pt_root_id": posts}), in_post),
         (
-            {"filter_in": {"post_pt_root_id": posts, "pre_pt_root_id": pre}},
+            Filters(isin={"post_pt_root_id": posts, "pre_pt_root_id": pre}),
             in_post & syn["pre_pt_root_id"].isin(pre),
         ),
-        ({"filter_out": {"post_pt_root_id": posts}}, ~in_post),
-        ({"filter_equal": {"post_pt_root_id": posts[0]}}, syn["post_pt_root_id"] == posts[0]),
+        (Filters(greater_equal={"id": 1_000}, less={"id": 5_000}), syn["id"].between(1_000, 4_999)),
         (
-            {"filter_greater_equal": {"id": 1_000}, "filter_less": {"id": 5_000}},
-            syn["id"].between(1_000, 4_999),
+            Filters(isin={"post_pt_root_id": posts}).in_range("id", 1_000, 5_000),
+            in_post & syn["id"].between(1_000, 4_999),
         ),
     ]
     for filters, truth in cases:
-        assert conn.count_rows(1300, SYN, **filters) == int(np.sum(truth)), filters
+        assert conn.count_rows(1300, SYN, filters) == int(np.sum(truth)), filters
     assert in_post.sum() > 1_000  # above the cap: the count is not cut
+
+
+def test_the_emulator_counts_excluding_and_equality_filters_too(emulator, syn, posts):
+    """Filters the pipeline never sends, counted by the server through caveclient itself."""
+    mat = connect(emulator).materialize
+    in_post = syn["post_pt_root_id"].isin(posts)
+    cases = [
+        ({"filter_out_dict": {"post_pt_root_id": posts}}, ~in_post),
+        ({"filter_equal_dict": {"post_pt_root_id": posts[0]}}, syn["post_pt_root_id"] == posts[0]),
+    ]
+    for filters, truth in cases:
+        frame = mat.query_table(
+            SYN, **filters, get_counts=True, materialization_version=1300, log_warning=False
+        )
+        assert frame["count"].tolist() == [int(np.sum(truth))], filters
 
 
 def test_count_rows_of_a_reference_table_counts_its_own_rows(emulator):
@@ -85,7 +101,7 @@ def test_count_rows_of_a_reference_table_counts_its_own_rows(emulator):
     table = emulator.ground_truth(1300, REF)
     assert conn.count_rows(1300, REF) == len(table)
     some = table["target_id"].iloc[:25].astype("int64").tolist()
-    assert conn.count_rows(1300, REF, filter_in={"target_id": some}) == 25
+    assert conn.count_rows(1300, REF, Filters(isin={"target_id": some})) == 25
 
 
 def test_count_rows_survives_503s_and_cut_bodies(emulator, syn, posts):
@@ -94,20 +110,20 @@ def test_count_rows_survives_503s_and_cut_bodies(emulator, syn, posts):
     for i in range(6):
         batch = posts[i * 10 : (i + 1) * 10]
         truth = int(syn["post_pt_root_id"].isin(batch).sum())
-        assert conn.count_rows(1300, SYN, filter_in={"post_pt_root_id": batch}) == truth
+        assert conn.count_rows(1300, SYN, Filters(isin={"post_pt_root_id": batch})) == truth
     assert emulator.server.stats.faults > 0
 
 
 def test_lossy_server_drops_rows_from_answers_but_not_from_counts(emulator, syn, posts):
     emulator.server.faults = Faults(lose_rate=0.05, seed=3)
     conn = connect(emulator)
-    filters = {"post_pt_root_id": posts[:20]}
+    filters = Filters(isin={"post_pt_root_id": posts[:20]})
     truth = int(syn["post_pt_root_id"].isin(posts[:20]).sum())
-    result = conn.query(1300, SYN, filter_in=filters)
+    result = conn.query(1300, SYN, filters)
     lost = emulator.server.stats.rows_lost
     assert lost > 0 and len(result.frame) == truth - lost
     assert not result.truncated  # nothing says rows are missing
-    assert conn.count_rows(1300, SYN, filter_in=filters) == truth
+    assert conn.count_rows(1300, SYN, filters) == truth
 
 
 def test_download_counts_every_sub_batch(emulator, syn, posts):
@@ -153,3 +169,19 @@ def test_download_without_verification_sends_no_counts(emulator, posts):
     )
     assert stats.server_rows is None and stats.count_queries == 0
     assert emulator.server.stats.queries == stats.queries > 0
+
+
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_a_batch_is_tried_as_often_as_the_connection_says(emulator, posts, attempts):
+    # every answer loses rows: each try of the one batch is a miss, and the error says how many
+    emulator.server.faults = Faults(lose_rate=0.5, seed=LOSSY_SEED)
+    conn = connect(emulator, call_attempts=attempts)
+    with pytest.raises(RowsLostError, match=f"in each of {attempts} attempts"):
+        download_synapses(conn, 1300, SYN, np.array(posts[:5]), None, individual=False)
+    assert emulator.server.stats.queries == 1 + attempts  # one count, then each try
+
+
+@pytest.mark.parametrize("name", ["call_attempts", "row_cap", "max_in_flight"])
+def test_settings_below_one_are_refused_by_name(emulator, name):
+    with pytest.raises(ValueError, match=f"{name} must be at least 1, not 0"):
+        connect(emulator, **{name: 0})
