@@ -164,20 +164,11 @@ class CaveConnection:
         (the join endpoint, used to merge a reference table, ignores `count` and sends rows),
         so the reference table is not merged: the count is of `table`'s own rows.
         """
-        mat = self.materialize
         what = f"counting filtered rows of {table!r} (v{version})"
         frame = self._call(
-            what,
-            mat.query_table,
-            table,
-            **filters.query_kwargs(),
-            get_counts=True,
+            what, self._query_table, version, table, filters, get_counts=True,
             merge_reference=False,
-            split_positions=True,
-            materialization_version=version,
-            metadata=False,
-            log_warning=False,
-        )
+        )  # fmt: skip
         if list(frame.columns) != ["count"] or len(frame) != 1:
             raise errors.CaveQueryError(
                 f"{what}: the server answered {len(frame)} rows of {list(frame.columns)[:5]} "
@@ -202,23 +193,28 @@ class CaveConnection:
         A reference table comes joined with its target (caveclient's `merge_reference`),
         unless `merge_reference` is False.
         """
-        mat = self.materialize
 
         def once() -> tuple[pd.DataFrame, str | None]:
             reset_row_cap_warning()
-            frame = mat.query_table(
-                table,
-                **filters.query_kwargs(),
-                select_columns=select_columns,
+            frame = self._query_table(
+                version, table, filters, select_columns=select_columns,
                 merge_reference=merge_reference,
-                split_positions=True,
-                materialization_version=version,
-                metadata=False,
-                log_warning=False,
-            )
+            )  # fmt: skip
             return frame, row_cap_warning()
 
         start = time.perf_counter()
         frame, warning = self._call(f"querying {table!r} (v{version})", once)
         truncated = warning is not None or len(frame) >= self.settings.row_cap
         return QueryResult(frame, truncated, warning, time.perf_counter() - start)
+
+    def _query_table(self, version: int, table: str, filters: Filters, **kwargs) -> pd.DataFrame:
+        """`query_table` of caveclient for `version`, positions split, its logging off."""
+        return self.materialize.query_table(
+            table,
+            **filters.query_kwargs(),
+            **kwargs,
+            split_positions=True,
+            materialization_version=version,
+            metadata=False,
+            log_warning=False,
+        )
