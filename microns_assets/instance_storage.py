@@ -8,7 +8,7 @@ every connection, so every event pays for an engine and recompiles its SQL state
 compiled-statement cache lives on the engine); ours keep one engine per file. Connections are
 still opened per use and never pooled (`NullPool`, as in Dagster), so nothing is shared across
 threads or forked processes. Measured: 30-40 % less time per stored event, ~3 s less for a
-whole version at `--scale 30000` (README, "Benchmarks").
+whole version at `--scale 30000` (docs/benchmarks.md).
 
 Used by the `dagster.yaml` that microns-assets writes for a new Dagster home (`storage: custom:`);
 it overrides the storages' private `_connect`/`connect` of dagster 1.13 (pinned in setup.cfg).

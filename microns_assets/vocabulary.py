@@ -1,4 +1,4 @@
-"""Value sets of the MICrONS tables (see shared/cave-api.md). Pure constants."""
+"""Value sets of the MICrONS tables. Pure constants."""
 
 CLASSIFICATION_SYSTEMS = ("excitatory_neuron", "inhibitory_neuron", "nonneuron")
 CELL_TYPES = (

@@ -15,8 +15,10 @@ from upath import UPath
 import microns_assets
 from microns_assets.config import ROLES
 from microns_assets.storage import read_frame
+from microns_assets_tests.materialize.cli_helpers import aggregated_truth
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+NOTEBOOKS_DOC = README.parent / "docs" / "notebooks.md"
 MARKER = "MICRONS_TEST_DEMO_FOLDER"
 
 
@@ -92,23 +94,32 @@ def test_demo_materializes_version_1300_into_a_persistent_instance(demo):
         assert instance.get_latest_materialization_event(key) is not None
 
 
-def notebook_blocks() -> list[str]:
-    """The Python code blocks of the README's Notebooks section."""
-    text = README.read_text()
-    section = text[text.index("\n## Notebooks") :]
-    section = section[: section.index("\n## ", 1)]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+def notebook_blocks(page: Path) -> list[str]:
+    """The Python code blocks of a page's Notebooks section (the whole page for docs/)."""
+    text = page.read_text()
+    if page == README:
+        text = text[text.index("\n## Notebooks") :]
+        text = text[: text.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-def test_the_readme_notebook_code_runs_on_the_demo_output(demo, session_emulator, monkeypatch):
+def test_the_notebook_code_runs_on_the_demo_output(demo, session_emulator, monkeypatch):
+    """The README's Notebooks blocks, then docs/notebooks.md's, as a user pastes them."""
     folder, _ = demo
-    monkeypatch.chdir(folder)  # the README's calls use the default data dir, ./data
+    monkeypatch.chdir(folder)  # the calls use the default data dir, ./data
     monkeypatch.delenv("MICRONS_DATA_DIR", raising=False)
-    blocks = notebook_blocks()
-    assert len(blocks) >= 2
+    readme, docs = notebook_blocks(README), notebook_blocks(NOTEBOOKS_DOC)
+    assert len(readme) >= 1 and len(docs) >= 2
     names: dict = {}
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), names)  # as a user pastes them
+    for block in readme:
+        exec(compile(block, str(README), "exec"), names)
+    expected = aggregated_truth(session_emulator, names["units"])
+    merged = names["synapses"].sort_values(["pre_pt_root_id", "post_pt_root_id"])
+    assert len(merged) == len(expected) > 0  # every connected pair among the units, once
+    assert merged["n_synapses"].tolist() == expected["count"].tolist()
+    assert names["units"].attrs["provenance"]["version"] == 1300
+    for block in docs:
+        exec(compile(block, str(NOTEBOOKS_DOC), "exec"), names)
     by_type = names["by_type"]
     units = names["units"]
     truth = session_emulator.ground_truth(1300, "synapses_pni_2")

@@ -32,6 +32,14 @@ class HttpPolicy:
     backoff_factor_s: float = 0.5
     backoff_max_s: float = 60.0
 
+    def send_worst_s(self) -> float:
+        """The longest one send through urllib3's retries can take (`budget.send_worst_s`)."""
+        tries = self.retries + 1
+        return (
+            tries * (self.connect_timeout_s + self.read_timeout_s)
+            + self.retries * self.backoff_max_s
+        )
+
     def retry(self) -> Retry:
         """The urllib3 policy: statuses above, connect errors and reads that fail early."""
         return Retry(
@@ -45,6 +53,7 @@ class HttpPolicy:
             status_forcelist=RETRY_STATUSES,
             allowed_methods=frozenset({"GET", "POST"}),
             respect_retry_after_header=True,
+            retry_after_max=int(self.backoff_max_s),  # urllib3 would wait up to 6 h
             raise_on_status=False,
         )
 
@@ -83,6 +92,9 @@ class _HardenedAdapter(HTTPAdapter):
         p = self._policy
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (p.connect_timeout_s, p.read_timeout_s)
+        # a cut body is sent again only within one send's worst case (see `budget.py`), so
+        # these retries do not multiply urllib3's
+        give_up = time.monotonic() + p.send_worst_s()
         for attempt in range(p.retries + 1):
             response = super().send(request, **kwargs)
             if kwargs.get("stream"):
@@ -92,9 +104,10 @@ class _HardenedAdapter(HTTPAdapter):
                 return response
             except _BODY_ERRORS:
                 response.close()
-                if attempt == p.retries:
+                wait = min(p.backoff_max_s, p.backoff_factor_s * 2**attempt)
+                if attempt == p.retries or time.monotonic() + wait > give_up:
                     raise
-                time.sleep(min(p.backoff_max_s, p.backoff_factor_s * 2**attempt))
+                time.sleep(wait)
         raise AssertionError("unreachable")
 
 

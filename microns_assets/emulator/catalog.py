@@ -1,6 +1,6 @@
 """What the synthetic datastack publishes: its versions, which tables each version has, metadata.
 
-This mirrors the real `minnie65_public` service (see shared/cave-api.md) and is independent of
+This mirrors the real `minnie65_public` service and is independent of
 `microns_assets/config/versions.yaml` on purpose: the emulator plays CAVE, the pipeline's config
 is checked against it, not derived from it.
 """

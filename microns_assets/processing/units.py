@@ -1,8 +1,8 @@
 """`build_units`: the units table and layer segments from a version's raw tables.
 
 Reproduces microns-combiner 0.4.0's `process_nucleus_data` step by step (same joins, join types,
-filling, filtering order and column order), vectorized. Deliberate fixes, each listed in the
-README under "Differences from microns-combiner":
+filling, filtering order and column order), vectorized. Deliberate fixes, each listed in
+docs/differences.md:
 
 - the deepest unit gets a layer (see `layers.py`);
 - corrections also apply when a unit has several functional rows (`all`/`match` modes; the seed's

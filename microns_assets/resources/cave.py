@@ -5,6 +5,7 @@ Configuration and lifecycle only; the calls themselves live in `microns_assets.c
 """
 
 import os
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -14,6 +15,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from microns_assets.cave import GLOBAL_SERVER, CaveConnection, CaveSettings, HttpPolicy
+from microns_assets.cave.budget import step_wait_s
 from microns_assets.cave.errors import CaveError
 from microns_assets.config import RetrySettings
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
@@ -161,14 +163,12 @@ class CaveResource(dg.ConfigurableResource):
 
 
 def retry_request(retry: RetrySettings, retry_number: int) -> dg.RetryRequested:
-    """Ask Dagster to re-run the step, with the version's exponential backoff and jitter."""
-    policy = dg.RetryPolicy(
-        max_retries=retry.max_retries,
-        delay=retry.delay_s,
-        backoff=dg.Backoff.EXPONENTIAL,
-        jitter=dg.Jitter.PLUS_MINUS,
-    )
-    wait = max(0.0, policy.calculate_delay(retry_number + 1))
+    """Ask Dagster to re-run the step after `budget.step_wait_s`: exponential, +-50 %, capped.
+
+    Dagster's own exponential backoff would sleep `(2^n - 1) x delay` (85 min before the
+    tenth retry of a 5 s delay); ours is capped at `budget.STEP_WAIT_MAX_S`.
+    """
+    wait = step_wait_s(retry.delay_s, retry_number, random.Random())
     return dg.RetryRequested(max_retries=retry.max_retries, seconds_to_wait=wait)
 
 

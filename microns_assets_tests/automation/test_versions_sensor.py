@@ -25,7 +25,7 @@ from microns_assets_tests.automation.helpers import (
     sensor_tick,
 )
 from microns_assets_tests.conftest import connect, wait_until
-from microns_assets_tests.webui.expected import ROLES  # written out from the README
+from microns_assets_tests.webui.expected import ROLES  # written out from docs/assets.md
 
 # The synthetic datastack mirrors minnie65_public: these are current, those expired.
 CURRENT = ["117", "943", "1300", "1621", "1718", "1822"]

@@ -3,7 +3,7 @@
 Run: `python microns_assets_tests/benchmarks/bench_rollup.py [--chunks 50 200] [--rows 50000]`.
 Writes synthetic aggregate chunks (zstd Parquet, sorted within each chunk), then rolls them up
 with `storage.rollup` (DuckDB out-of-core sort, streamed write) in a fresh process per size and
-prints wall time, peak RSS and the output size. Design reference (design.md, same machine
+prints wall time, peak RSS and the output size. Reference figures (same machine
 class): the seed's repeated `pd.concat` of CSVs, 200 x 50k rows: 17.9 s, 888 MB; a plain
 pyarrow stream from Parquet chunks into one file: 2.6 s, 567 MB.
 """

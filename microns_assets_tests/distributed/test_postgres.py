@@ -47,7 +47,7 @@ def postgres():
 
 
 def postgres_home(folder: Path) -> Path:
-    """A Dagster home with the shipped Postgres `dagster.yaml`, as the README says to set up."""
+    """A Dagster home with the shipped Postgres `dagster.yaml`, as docs/scaling.md says."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEPLOY, folder / "dagster.yaml")
     return folder

@@ -26,7 +26,7 @@ from microns_assets.units.assets import units_and_layers
 from microns_assets_tests.conftest import failure_messages
 
 VERSION = "1300"
-README = Path(__file__).resolve().parents[2] / "README.md"
+ASSETS_DOC = Path(__file__).resolve().parents[2] / "docs" / "assets.md"
 
 
 def _resources(emulator, data) -> dict:
@@ -176,17 +176,17 @@ def test_units_without_functional_ids_are_refused(workspace, recordings):
         unit_responses(plain, reader)
 
 
-def test_the_readmes_functional_block_runs(workspace, emulator, monkeypatch, tmp_path):
+def test_the_docs_functional_block_runs(workspace, emulator, monkeypatch, tmp_path):
     instance, data, units = workspace
     assert _download(emulator, data, instance).success  # the file beside the units
-    text = README.read_text()
-    section = text[text.index("\n### Functional recordings") :]
-    section = section[: section.index("\n## ", 1)]
+    text = ASSETS_DOC.read_text()
+    section = text[text.index("\n## Functional recordings") :]
+    section = section[: section.find("\n## ", 1) % (len(section) + 1)]
     (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MICRONS_DATA_DIR", str(data))
     names: dict = {}
-    exec(compile(block, str(README), "exec"), names)  # as a user pastes it
+    exec(compile(block, str(ASSETS_DOC), "exec"), names)  # as a user pastes it
     with h5py.File(data / emulator.datastack / "functional" / "microns.h5", "r") as f:
         scan = sorted(f["sessions"])[0]
         rows = f[f"sessions/{scan}/meta/area_indices/V1"].shape[0]

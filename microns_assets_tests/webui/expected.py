@@ -1,4 +1,4 @@
-"""What design.md and the README promise the web UI shows: keys, groups, lineage, checks.
+"""What docs/assets.md promises the web UI shows: keys, groups, lineage, checks.
 
 Written out by hand from the documents, not read from the code under test.
 """
@@ -43,7 +43,7 @@ EDGES = {
     ("units", "connectome"),
 }
 
-#: Asset checks the README documents (the code may add more).
+#: Asset checks docs/assets.md documents (the code may add more).
 CHECKS = {
     "units": {"unique_keys", "no_zero_root", "value_sets", "layer_share"},
     "layer_segments": {"regions_well_formed", "all_layers_found"},
@@ -55,5 +55,5 @@ CHECKS = {
 N_CHUNKS = 32
 CHUNKS = tuple(f"{i:02d}" for i in range(N_CHUNKS))
 
-#: Roles a version lacks (design.md: corrections exist from 1718).
+#: Roles a version lacks (corrections exist from 1718).
 ABSENT_IN_1300 = {"cave_raw/cell_type_corrections"}
