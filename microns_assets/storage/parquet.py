@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -73,21 +75,27 @@ def write_frame(frame: pd.DataFrame, path: UPath, provenance: dict) -> Written:
     return Written(path, table.num_rows, path.stat().st_size)
 
 
-def _open_parquet(path: UPath) -> pq.ParquetFile:
+@contextmanager
+def _open_parquet(path: UPath) -> Iterator[pq.ParquetFile]:
+    """The file opened as Parquet; closed (its handle too) when the block ends."""
     if not path.exists():
         raise MissingDataError(f"{path} does not exist")
-    try:
-        return pq.ParquetFile(path.open("rb"))
-    except (pa.ArrowInvalid, OSError) as err:
-        raise CorruptFileError(
-            f"{path} is not a readable Parquet file ({err}). Delete it and materialize that "
-            "partition again."
-        ) from err
+    with path.open("rb") as handle:
+        try:
+            file = pq.ParquetFile(handle)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise CorruptFileError(
+                f"{path} is not a readable Parquet file ({err}). Delete it and materialize that "
+                "partition again."
+            ) from err
+        with file:
+            yield file
 
 
 def read_provenance(path: UPath) -> dict:
     """The provenance stored in a file (empty if the file carries none)."""
-    raw = (_open_parquet(path).schema_arrow.metadata or {}).get(PROVENANCE_KEY)
+    with _open_parquet(path) as file:
+        raw = (file.schema_arrow.metadata or {}).get(PROVENANCE_KEY)
     return json.loads(raw) if raw else {}
 
 
@@ -98,18 +106,18 @@ def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
         ValueError: `columns` names a column the file does not have (Parquet would silently
             leave it out).
     """
-    file = _open_parquet(path)
-    if columns is not None:
-        names = file.schema_arrow.names
-        unknown = [c for c in columns if c not in names]
-        if unknown:
-            raise ValueError(f"{path} has no column(s) {unknown}; its columns are {names}")
-    try:
-        table = file.read(columns=columns)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise CorruptFileError(
-            f"{path} is damaged ({err}). Delete it and materialize that partition again."
-        ) from err
+    with _open_parquet(path) as file:
+        if columns is not None:
+            names = file.schema_arrow.names
+            unknown = [c for c in columns if c not in names]
+            if unknown:
+                raise ValueError(f"{path} has no column(s) {unknown}; its columns are {names}")
+        try:
+            table = file.read(columns=columns)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise CorruptFileError(
+                f"{path} is damaged ({err}). Delete it and materialize that partition again."
+            ) from err
     frame = table.to_pandas()
     raw = (table.schema.metadata or {}).get(PROVENANCE_KEY)
     frame.attrs["provenance"] = json.loads(raw) if raw else {}

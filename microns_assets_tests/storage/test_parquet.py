@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,3 +90,27 @@ def test_memory_filesystem_through_universal_pathlib():
     path = UPath("memory://microns/v1/t.parquet")
     write_frame(pd.DataFrame({"id": pd.array(BIG[:2], dtype="Int64")}), path, {"v": 1})
     assert read_frame(path)["id"].tolist() == BIG[:2]
+
+
+def _open_descriptors_to(path) -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += os.readlink(fd) == str(path)
+        except OSError:  # closed while listing
+            continue
+    return count
+
+
+def test_reading_leaves_no_file_open_even_when_it_fails(tmp_path):
+    path = UPath(tmp_path) / "t.parquet"
+    write_frame(pd.DataFrame({"a": np.arange(10_000)}), path, {"k": "v"})
+    read_frame(path)
+    read_provenance(path)
+    assert _open_descriptors_to(path) == 0
+    with pytest.raises(ValueError, match="no column") as unknown:
+        read_frame(path, columns=["nope"])
+    # the error is still held, with its traceback: the file was closed before it rose
+    assert "nope" in str(unknown.value)
+    assert _open_descriptors_to(path) == 0
