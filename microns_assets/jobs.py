@@ -8,19 +8,18 @@ runs.
 
 import dagster as dg
 
-from microns_assets.raw.assets import GROUP as RAW_GROUP
+from microns_assets import catalogue
 from microns_assets.synapses.assets import synapse_chunks, synapses
-from microns_assets.units.assets import GROUP as UNITS_GROUP
 
 raw_tables_job = dg.define_asset_job(
     "cave_raw_tables",
-    selection=dg.AssetSelection.groups(RAW_GROUP),
+    selection=dg.AssetSelection.groups(catalogue.RAW_GROUP),
     description="Download every raw CAVE table (one asset per role) for a version.",
 )
 
 units_job = dg.define_asset_job(
     "raw_tables_and_units",
-    selection=dg.AssetSelection.groups(RAW_GROUP, UNITS_GROUP),
+    selection=dg.AssetSelection.groups(catalogue.RAW_GROUP, catalogue.UNITS_GROUP),
     description="Raw CAVE tables of a version, then its units table and layer segments.",
 )
 

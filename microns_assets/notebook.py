@@ -17,47 +17,31 @@ from numbers import Integral
 import pandas as pd
 from upath import UPath
 
-from microns_assets.config import ROLES
+from microns_assets.catalogue import EXTRA_PREFIX, LOADABLE, MATRIX_KEYS, RAW_PREFIX, extra
 from microns_assets.emulator.catalog import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.settings import ENV_DATASTACK, Settings
 from microns_assets.storage import Connectome, MissingDataError, asset_path, read_frame
-from microns_assets.storage.matrix import MATRIX_ASSETS, read_connectome
 from microns_assets.storage.matrix import SUFFIX as MATRIX_SUFFIX
+from microns_assets.storage.matrix import read_connectome
 
-#: Key prefix of the raw role assets (`raw/assets.py`); a test holds the two equal.
-RAW_PREFIX = "cave_raw"
 #: What builds the files of a version.
 MATERIALIZE_COMMAND = (
     "microns-assets materialize --version {version} --datastack {ds} --data-dir {root}"
 )
-
-#: Loadable names -> asset key path: per-version assets, raw roles by role and by asset key.
-ASSETS: dict[str, tuple[str, ...]] = {
-    "units": ("units",),
-    "layer_segments": ("layer_segments",),
-    "synapses": ("synapses",),
-    "connectome": ("connectome",),
-    **{role: (RAW_PREFIX, role) for role in ROLES},
-    **{f"{RAW_PREFIX}/{role}": (RAW_PREFIX, role) for role in ROLES},
-}
-
-
-#: Key prefix of the extra CAVE tables (`raw/extra.py`): `cave_extra/<table>`.
-EXTRA_PREFIX = "cave_extra"
 _TABLE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def _key(asset: str) -> tuple[str, ...]:
     prefix, _, table = asset.partition("/")
     if prefix == EXTRA_PREFIX and _TABLE.match(table):
-        return (EXTRA_PREFIX, table)
-    if asset not in ASSETS:
+        return extra(table).key
+    if asset not in LOADABLE:
         raise ValueError(
             f"unknown asset {asset!r}; valid names are "
-            f"{', '.join(name for name in ASSETS if '/' not in name)} "
+            f"{', '.join(name for name in LOADABLE if '/' not in name)} "
             f"(raw roles also as {RAW_PREFIX}/<role>; extra tables as {EXTRA_PREFIX}/<table>)"
         )
-    return ASSETS[asset]
+    return LOADABLE[asset].key
 
 
 def _version(version: int | str) -> int:
@@ -73,7 +57,7 @@ def _version(version: int | str) -> int:
 def _materialized_elsewhere(data_dir: str, key: tuple[str, ...]) -> str:
     """Where else under `data_dir` this asset exists, as a hint for the error message."""
     try:
-        suffix = MATRIX_SUFFIX if key in MATRIX_ASSETS else ".parquet"
+        suffix = MATRIX_SUFFIX if key in MATRIX_KEYS else ".parquet"
         found = sorted(UPath(data_dir).glob(f"*/v*/{'/'.join(key)}{suffix}"))
     except OSError:
         return ""
@@ -97,10 +81,9 @@ def load(
     """One materialized asset of one version, as written by the pipeline.
 
     Args:
-        asset: `units`, `layer_segments`, `synapses`, `connectome`, a raw role (`nucleus`,
-            `cell_types`, `cell_type_corrections`, `proofreading`, `brain_areas`,
-            `coregistration`, `functional_properties`), also as its asset key
-            `cave_raw/<role>`, or an extra CAVE table as `cave_extra/<table>`.
+        asset: a name of `catalogue.LOADABLE`: a derived asset (`units`, `synapses`, ...) or a
+            raw role (`nucleus`, ...), also as its asset key `cave_raw/<role>`; or an extra
+            CAVE table as `cave_extra/<table>`.
         version: CAVE materialization version, an int or a numeric string (`1300`, `"1300"`).
         datastack: default `MICRONS_DATASTACK` (see `microns_assets.settings`).
         data_dir: root of the Parquet files, a path or fsspec URL; default `MICRONS_DATA_DIR`.
@@ -124,7 +107,7 @@ def load(
     settings = Settings.from_env()
     datastack = datastack or settings.datastack
     root = str(data_dir) if data_dir is not None else settings.data_dir
-    matrix = key in MATRIX_ASSETS
+    matrix = key in MATRIX_KEYS
     if matrix and columns is not None:
         raise ValueError(f"{'/'.join(key)} is a matrix, not a table: it has no columns to pick")
     path = asset_path(

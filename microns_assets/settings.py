@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from microns_assets.catalogue import FUNCTIONAL_RECORDINGS
 from microns_assets.cave import GLOBAL_SERVER
 from microns_assets.emulator.catalog import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.processing.chunks import N_CHUNKS
@@ -143,9 +144,9 @@ def functional_file(settings: Settings) -> Path:
     """
     if "://" not in settings.data_dir or settings.data_dir.startswith("file://"):
         root = Path(settings.data_dir.removeprefix("file://")) / settings.datastack
-        return root / "functional" / "microns.h5"
+        return root / FUNCTIONAL_RECORDINGS.layout
     cache = Path.home() / ".cache" / "microns_assets" / "functional"
-    return cache / settings.datastack / "microns.h5"
+    return cache / settings.datastack / Path(FUNCTIONAL_RECORDINGS.layout).name
 
 
 def _whole_number(environ: Mapping[str, str], name: str, default: int, unit: str) -> int:

@@ -14,7 +14,7 @@ import pytest
 from upath import UPath
 
 import microns_assets
-from microns_assets.notebook import ASSETS
+from microns_assets.catalogue import LOADABLE
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.raw.assets import raw_assets
@@ -236,9 +236,9 @@ def test_loadable_names_are_the_per_version_assets_of_the_definitions():
         for key in graph.get_all_asset_keys()
         if isinstance(graph.get(key).partitions_def, dg.DynamicPartitionsDefinition)
     }
-    assert per_version == set(ASSETS.values())
-    assert {name for name in ASSETS if "/" in name} == {
-        "/".join(k) for k in ASSETS.values() if len(k) > 1
+    assert per_version == {asset.key for asset in LOADABLE.values()}
+    assert {name for name in LOADABLE if "/" in name} == {
+        asset.name for asset in LOADABLE.values() if len(asset.key) > 1
     }
 
 

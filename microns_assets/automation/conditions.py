@@ -1,20 +1,14 @@
-"""When Dagster materializes a version's derived assets by itself, and the sensor that decides it.
+"""The automation sensor that evaluates `CARRY_DOWN` (`microns_assets/carry_down.py`).
 
-`CARRY_DOWN` goes on `units`/`layer_segments`, `synapse_chunks` and `synapses`: Dagster's
-`eager()` (run when a dependency updated; never while a dependency is missing or in progress,
-never twice for one update) and every blocking check of the dependencies passed, so units that
-failed a blocking check are not carried further (`eager()` alone would download their chunks).
-A version therefore moves one stage per tick: raw tables, then units and layer segments, then
-the 32 chunks, then the roll-up, whose dependencies are all 32 chunks of its version: it waits
-for the last one. Raw tables have no condition: the `cave_versions` sensor and the refresh
-schedule request them.
+`CARRY_DOWN` goes on `units`/`layer_segments`, `synapse_chunks` and `synapses`; this sensor,
+once started, evaluates it every minute in place of Dagster's default automation sensor.
 """
 
 import dagster as dg
 
-CARRY_DOWN = (
-    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager, upstream blocking checks passed")
+from microns_assets.carry_down import CARRY_DOWN
+
+__all__ = ["CARRY_DOWN", "automation_sensor"]
 
 #: Evaluates `CARRY_DOWN` every minute once started (in place of Dagster's default sensor).
 automation_sensor = dg.AutomationConditionSensorDefinition(

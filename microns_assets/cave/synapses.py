@@ -71,74 +71,63 @@ class DownloadStats:
         self.seconds += result.elapsed_s
 
 
-def _batch(
-    conn: CaveConnection,
-    version: int,
-    table: str,
-    post: np.ndarray,
-    pre_filter: np.ndarray | None,
-    columns: list[str],
-    stats: DownloadStats,
-) -> list[pd.DataFrame]:
-    filters = _filters(post, pre_filter)
-    result = conn.query(version, table, filters, select_columns=columns)
-    stats.count(result)
-    if not result.truncated:
-        return [result.frame]
-    if post.size > 1:
-        half = post.size // 2
-        return _batch(conn, version, table, post[:half], pre_filter, columns, stats) + _batch(
-            conn, version, table, post[half:], pre_filter, columns, stats
-        )
-    stats.splits_by_id += 1
-    complete = fetch_complete(
-        conn, version, table, key="id", filters=filters, select_columns=columns,
-        on_query=stats.count,
-    )  # fmt: skip
-    return [complete.frame]
+@dataclass(frozen=True)
+class _SubBatches:
+    """What every sub-batch of one download shares: where it queries, and what for."""
 
+    conn: CaveConnection
+    version: int
+    table: str
+    pre_filter: np.ndarray | None
+    columns: list[str]
+    attempts: int
 
-def _verified_batch(
-    conn: CaveConnection,
-    version: int,
-    table: str,
-    post: np.ndarray,
-    pre_filter: np.ndarray | None,
-    columns: list[str],
-    stats: DownloadStats,
-    attempts: int,
-) -> list[pd.DataFrame]:
-    """One sub-batch; with counts on, downloaded again until its rows equal the server's count."""
+    def filters(self, post: np.ndarray) -> Filters:
+        """Synapses onto `post`, from the pre cells sent (if any)."""
+        isin = {"post_pt_root_id": post.tolist()}
+        if self.pre_filter is not None:
+            isin["pre_pt_root_id"] = self.pre_filter.tolist()
+        return Filters(isin=isin)
 
-    def fetch() -> list[pd.DataFrame]:
-        return _batch(conn, version, table, post, pre_filter, columns, stats)
+    def fetch(self, post: np.ndarray, stats: DownloadStats) -> list[pd.DataFrame]:
+        """Rows onto `post`: halved while capped, then split by synapse id."""
+        filters = self.filters(post)
+        result = self.conn.query(self.version, self.table, filters, select_columns=self.columns)
+        stats.count(result)
+        if not result.truncated:
+            return [result.frame]
+        if post.size > 1:
+            half = post.size // 2
+            return self.fetch(post[:half], stats) + self.fetch(post[half:], stats)
+        stats.splits_by_id += 1
+        complete = fetch_complete(
+            self.conn, self.version, self.table, key="id", filters=filters,
+            select_columns=self.columns, on_query=stats.count,
+        )  # fmt: skip
+        return [complete.frame]
 
-    def recounted() -> None:
-        stats.recounted += 1
+    def verified(self, post: np.ndarray, stats: DownloadStats) -> list[pd.DataFrame]:
+        """One sub-batch; with counts on, fetched again until its rows equal the server's count."""
 
-    if stats.server_rows is None:
-        pieces = fetch()
-    else:
-        expected = conn.count_rows(version, table, _filters(post, pre_filter))
-        stats.count_queries += 1
-        pieces = until_counted(
-            fetch,
-            lambda found: sum(len(p) for p in found),
-            expected,
-            attempts=attempts,
-            what=f"{table} (v{version}), synapses onto {post.size} post cells",
-            on_miss=recounted,
-        )
-        stats.server_rows += expected
-    stats.rows += sum(len(p) for p in pieces)
-    return pieces
+        def recounted() -> None:
+            stats.recounted += 1
 
-
-def _filters(post: np.ndarray, pre_filter: np.ndarray | None) -> Filters:
-    isin = {"post_pt_root_id": post.tolist()}
-    if pre_filter is not None:
-        isin["pre_pt_root_id"] = pre_filter.tolist()
-    return Filters(isin=isin)
+        if stats.server_rows is None:
+            pieces = self.fetch(post, stats)
+        else:
+            expected = self.conn.count_rows(self.version, self.table, self.filters(post))
+            stats.count_queries += 1
+            pieces = until_counted(
+                lambda: self.fetch(post, stats),
+                lambda found: sum(len(p) for p in found),
+                expected,
+                attempts=self.attempts,
+                what=f"{self.table} (v{self.version}), synapses onto {post.size} post cells",
+                on_miss=recounted,
+            )
+            stats.server_rows += expected
+        stats.rows += sum(len(p) for p in pieces)
+        return pieces
 
 
 def download_synapses(
@@ -191,17 +180,19 @@ def download_chunks(
     pre cells locally instead of sending the list. Rows: `id`, roots, `size`, and centre
     positions in voxels when `individual`. `verify_counts` asks the server to count each
     sub-batch's rows too; a sub-batch is tried up to `attempts` times (default: the
-    connection's `call_attempts`) to match its count. The
-    first error stops the download (pending sub-batches are cancelled) and is raised.
+    connection's `call_attempts`) to match its count. The first error stops the download
+    (pending sub-batches are cancelled) and is raised.
     """
     sendable = pre_roots is not None and send_pre and len(pre_roots) <= MAX_PRE_FILTER
     pre_send = np.asarray(pre_roots, dtype=np.int64) if sendable else None
     columns = INDIVIDUAL_COLUMNS if individual else AGGREGATE_COLUMNS
     attempts = conn.settings.call_attempts if attempts is None else attempts
 
+    batches = _SubBatches(conn, version, table, pre_send, columns, attempts)
+
     def one(batch: np.ndarray) -> tuple[list[pd.DataFrame], DownloadStats]:
         stats = DownloadStats(server_rows=0 if verify_counts else None, batches=1)
-        pieces = _verified_batch(conn, version, table, batch, pre_send, columns, stats, attempts)
+        pieces = batches.verified(batch, stats)
         stats.batches_done = 1
         return pieces, stats
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from microns_assets import catalogue
 from microns_assets.commands.environment import (
     InstanceError,
     cave_connection,
@@ -109,9 +110,10 @@ def _validate(version: int, run_config: dict) -> tuple[str | None, object]:
 def _with_force(run_config: dict) -> dict:
     """`run_config` with the chunk step's `force: true` (every chunk downloaded again)."""
     ops = dict(run_config.get("ops") or {})
-    chunks = dict(ops.get("synapse_chunks") or {})
+    op = catalogue.SYNAPSE_CHUNKS.name  # the chunk step is named as its asset
+    chunks = dict(ops.get(op) or {})
     chunks["config"] = {**(chunks.get("config") or {}), "force": True}
-    return {**run_config, "ops": {**ops, "synapse_chunks": chunks}}
+    return {**run_config, "ops": {**ops, op: chunks}}
 
 
 @contextmanager

@@ -7,26 +7,31 @@ from __future__ import annotations
 
 import argparse
 
+from microns_assets import catalogue
 from microns_assets.commands.environment import cave_connection, resolve
-from microns_assets.config import ROLES
 from microns_assets.processing.chunks import CHUNK_KEYS
 from microns_assets.storage import asset_path
-from microns_assets.storage.matrix import SUFFIX as MATRIX_SUFFIX
 
 
 def local_state(data_dir: str, datastack: str, version: int) -> str:
     """Which assets of `version` have files in the data dir, e.g. `raw 7/7, units, chunks 32/32`."""
 
-    def exists(asset: list[str], chunk: str | None = None, suffix: str = ".parquet") -> bool:
-        return asset_path(data_dir, datastack, version, asset, chunk, suffix).exists()
+    def exists(asset: catalogue.Asset, chunk: str | None = None) -> bool:
+        path = asset_path(data_dir, datastack, version, list(asset.key), chunk, asset.suffix)
+        return path.exists()
 
-    raw = sum(exists(["cave_raw", role]) for role in ROLES)
-    chunks = sum(exists(["synapse_chunks"], c) for c in CHUNK_KEYS)
-    parts = [f"raw {raw}/{len(ROLES)}"] if raw else []
-    parts += [name for name in ("units", "layer_segments") if exists([name])]
-    parts += [f"chunks {chunks}/{len(CHUNK_KEYS)}"] if chunks else []
-    parts += ["synapses"] if exists(["synapses"]) else []
-    parts += ["connectome"] if exists(["connectome"], suffix=MATRIX_SUFFIX) else []
+    parts = []
+    for stage in (1, 2, 3):
+        of_stage = [a for a in catalogue.PER_VERSION if a.stage == stage]
+        raw = [a for a in of_stage if a.group == catalogue.RAW_GROUP]
+        if raw and (found := sum(exists(a) for a in raw)):
+            parts.append(f"raw {found}/{len(raw)}")
+        for asset in (a for a in of_stage if a.group != catalogue.RAW_GROUP):
+            if asset == catalogue.SYNAPSE_CHUNKS:
+                found = sum(exists(asset, c) for c in CHUNK_KEYS)
+                parts += [f"chunks {found}/{len(CHUNK_KEYS)}"] if found else []
+            elif exists(asset):
+                parts.append(asset.name)
     return ", ".join(parts) or "-"
 
 

@@ -14,17 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-#: Roles in the order the units table consumes them. A role is what a table means; the CAVE
-#: table name behind it changes across versions.
-ROLES: tuple[str, ...] = (
-    "nucleus",
-    "cell_types",
-    "cell_type_corrections",
-    "proofreading",
-    "brain_areas",
-    "coregistration",
-    "functional_properties",
-)
+from microns_assets.catalogue import ROLES  # re-exported: `config.ROLES`
 
 DEFAULT_PATH = "versions.yaml"
 #: Environment variable naming a versions file to use instead of the packaged one.

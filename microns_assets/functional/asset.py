@@ -16,12 +16,12 @@ import pandas as pd
 import requests
 from pydantic import Field
 
+from microns_assets import catalogue
 from microns_assets.functional.reader import FunctionalReader
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import Settings, SettingsError, functional_file, functional_url
 from microns_assets.static_dumps.download import DownloadError, DumpMissingError, download
 
-GROUP = "functional"
 PROGRESS_EVERY_S = 10.0
 
 
@@ -74,11 +74,10 @@ class _Progress:
 
 
 @dg.asset(
-    key="functional_recordings",
-    group_name=GROUP,
+    key=catalogue.FUNCTIONAL_RECORDINGS.key,
+    group_name=catalogue.FUNCTIONAL_RECORDINGS.group,
     kinds={"hdf5"},
-    description="The MICrONS functional recordings (trials, responses, stimuli; one HDF5 "
-    "file), downloaded whole; read it with microns_assets.functional.FunctionalReader.",
+    description=catalogue.FUNCTIONAL_RECORDINGS.description,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
 )
 def functional_recordings(

@@ -23,6 +23,7 @@ from dagster._core.storage.tags import (
 from dagster._core.utils import make_new_run_id
 from tqdm import tqdm
 
+from microns_assets import catalogue
 from microns_assets.materialize.dead_workers import (
     DRIVER,
     DRIVER_TAG,
@@ -37,7 +38,7 @@ from microns_assets.partitions import version_chunk
 
 #: The console log level of in-process runs; the full event log is in the instance (web UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-CHUNKS = dg.AssetKey("synapse_chunks")
+CHUNKS = dg.AssetKey(catalogue.SYNAPSE_CHUNKS.key)
 
 
 @dataclass(frozen=True)

@@ -20,29 +20,10 @@ from dagster._core.definitions.automation_tick_evaluation_context import (
 from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.execution.asset_backfill import AssetBackfillData
 
+from microns_assets.catalogue import EXTRA_PREFIX, STAGE_NAMES, STAGES
 from microns_assets.partitions import mat_version
 
-#: Assets per stage, in order; a stage starts when the one before it succeeded.
-STAGES: tuple[tuple[str, ...], ...] = (
-    (
-        "cave_raw/nucleus",
-        "cave_raw/cell_types",
-        "cave_raw/cell_type_corrections",
-        "cave_raw/proofreading",
-        "cave_raw/brain_areas",
-        "cave_raw/coregistration",
-        "cave_raw/functional_properties",
-        "units",
-        "layer_segments",
-    ),
-    ("synapse_chunks",),
-    ("synapses", "connectome"),
-)
-STAGE_NAMES = (
-    "raw tables, units and layer segments",
-    "synapse chunks",
-    "synapses roll-up and connectome",
-)
+__all__ = ["STAGES", "STAGE_NAMES", "add_version", "all_asset_keys", "stage_keys", "version_stages"]
 
 
 def add_version(instance: dg.DagsterInstance, version: int) -> str:
@@ -53,13 +34,9 @@ def add_version(instance: dg.DagsterInstance, version: int) -> str:
     return key
 
 
-#: Key prefix of the extra CAVE tables (`raw/extra.py`): they join the first stage.
-EXTRA_PREFIX = "cave_extra"
-
-
 def stage_keys(graph: object | None = None) -> list[list[dg.AssetKey]]:
     """The asset keys of each stage; with the definitions' asset `graph`, its extra tables too."""
-    stages = [[dg.AssetKey.from_user_string(a) for a in stage] for stage in STAGES]
+    stages = [[dg.AssetKey(key) for key in stage] for stage in STAGES]
     if graph is not None:
         stages[0] += sorted(
             (k for k in graph.get_all_asset_keys() if k.path[0] == EXTRA_PREFIX),

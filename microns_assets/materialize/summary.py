@@ -5,13 +5,14 @@ from __future__ import annotations
 import dagster as dg
 from upath import UPath
 
+from microns_assets import catalogue
 from microns_assets.materialize.stages import all_asset_keys
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 from microns_assets.processing.chunks import CHUNK_KEYS
 
 
 def _partitions(asset: dg.AssetKey, version: str) -> list[str]:
-    if asset.to_user_string() != "synapse_chunks":
+    if asset.to_user_string() != catalogue.SYNAPSE_CHUNKS.name:
         return [version]
     return [str(dg.MultiPartitionKey({VERSION_DIM: version, CHUNK_DIM: c})) for c in CHUNK_KEYS]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 import pydantic
 
+from microns_assets import catalogue
 from microns_assets.config import ConfigError, load_versions_config
 from microns_assets.processing.selection import SelectionError
 
@@ -18,11 +19,15 @@ class InvalidInput(ValueError):
     """Input that would fail every run: say what is wrong and what is allowed."""
 
 
+#: The chunk step is named as its asset.
+CHUNKS_OP = catalogue.SYNAPSE_CHUNKS.name
+
+
 def _models() -> dict[str, type]:
     from microns_assets.synapses.config import SynapseConfig
     from microns_assets.units.assets import UnitsConfig
 
-    return {"units_and_layers": UnitsConfig, "synapse_chunks": SynapseConfig}
+    return {"units_and_layers": UnitsConfig, CHUNKS_OP: SynapseConfig}
 
 
 def _pydantic_message(op: str, err: pydantic.ValidationError) -> str:
@@ -53,7 +58,7 @@ def check_run_config(run_config: dict, job: dg.JobDefinition) -> None:
             config = models[op](**(entry.get("config") or {}))
         except pydantic.ValidationError as err:
             raise InvalidInput(_pydantic_message(op, err)) from err
-        if op == "synapse_chunks":
+        if op == CHUNKS_OP:
             for side in ("pre", "post"):
                 try:
                     getattr(config, side).to_side().validate()

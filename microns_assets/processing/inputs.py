@@ -11,43 +11,7 @@ from collections.abc import Mapping
 import pandas as pd
 from pandas.api import types as ptypes
 
-#: Columns each role must provide to `build_units`, and the kind of dtype they must have.
-NEEDED: dict[str, dict[str, str]] = {
-    "nucleus": {
-        "id": "int",
-        "pt_root_id": "int",
-        "pt_position_x": "number",
-        "pt_position_y": "number",
-        "pt_position_z": "number",
-    },
-    "cell_types": {"target_id": "int", "classification_system": "text", "cell_type": "text"},
-    "brain_areas": {"target_id": "int", "tag": "text"},
-    "proofreading": {"pt_root_id": "int", "strategy_axon": "text", "strategy_dendrite": "text"},
-    "cell_type_corrections": {
-        "target_id": "int",
-        "classification_system": "text",
-        "cell_type": "text",
-    },
-    "functional_properties": {
-        "target_id": "int",
-        "pt_root_id": "int",
-        "session": "number",
-        "scan_idx": "number",
-        "unit_id": "number",
-        "pref_ori": "number",
-        "pref_dir": "number",
-        "gOSI": "number",
-        "gDSI": "number",
-        "cc_abs": "number",
-    },
-    "coregistration": {
-        "target_id": "int",
-        "pt_root_id": "int",
-        "session": "number",
-        "scan_idx": "number",
-        "unit_id": "number",
-    },
-}
+from microns_assets.catalogue import ROLE
 
 
 class InputTableError(ValueError):
@@ -78,7 +42,7 @@ def table(
         return None
     if not isinstance(frame, pd.DataFrame):
         raise InputTableError(f"the {role!r} table must be a pandas DataFrame, not {type(frame)}")
-    for column, kind in NEEDED[role].items():
+    for column, kind in ROLE[role].needs.items():
         if column not in frame.columns:
             raise InputTableError(
                 f"the {role!r} table has no column {column!r} (it has {list(frame.columns)}); "

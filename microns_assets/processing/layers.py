@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from microns_assets.catalogue import LAYER_SEGMENTS
 from microns_assets.config.celltypes import LAYERS
 
 SEED_L23_THRESHOLD = 300
@@ -70,13 +71,8 @@ def regions(edges: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     """Merge runs of bins into regions: `layer, region_index, y_start, y_end, height`."""
     kept = np.flatnonzero(~np.isin(labels, list(_SKIPPED)))
     if kept.size == 0:
-        return pd.DataFrame(
-            {
-                "layer": pd.Series([], dtype="string"),
-                "region_index": pd.Series([], dtype="int64"),
-                **{c: pd.Series([], dtype="float64") for c in ("y_start", "y_end", "height")},
-            }
-        )
+        columns = LAYER_SEGMENTS.columns
+        return pd.DataFrame({c: pd.Series([], dtype=d) for c, d in columns.items()})
     starts = kept[np.r_[True, labels[kept[1:]] != labels[kept[:-1]]]]
     y_start = edges[starts]
     y_end = np.r_[edges[starts[1:]], edges[-1]]

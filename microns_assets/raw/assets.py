@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import dagster as dg
 
+from microns_assets import catalogue
 from microns_assets.config import ROLES, VersionConfig, load_versions_config
 from microns_assets.partitions import mat_version
 from microns_assets.provenance import provenance
@@ -21,19 +22,6 @@ from microns_assets.raw import checks
 from microns_assets.raw.fetch import Fetched, fetch_static_table, fetch_table, source_facts
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
 from microns_assets.roles import TableContentError, check_columns, empty_frame
-
-GROUP = "cave_raw"
-KEY_PREFIX = "cave_raw"
-
-DESCRIPTIONS = {
-    "nucleus": "Every detected nucleus: id, volume, position (voxels), root id.",
-    "cell_types": "Cell type and classification system per nucleus (reference table, joined).",
-    "cell_type_corrections": "Manual corrections of cell types (from version 1718).",
-    "proofreading": "Proofreading status and strategy (axon, dendrite) per root id.",
-    "brain_areas": "Visual area (V1, AL, RL, LM) per nucleus.",
-    "coregistration": "Functional-to-EM coregistration: session, scan, unit per nucleus.",
-    "functional_properties": "Functional tuning per coregistered unit (v3 BCM or digital twin).",
-}
 
 
 def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str, static: bool) -> Fetched:
@@ -81,15 +69,15 @@ def expired_version(
 
 def role_key(role: str) -> dg.AssetKey:
     """The asset key of a role's raw table."""
-    return dg.AssetKey([KEY_PREFIX, role])
+    return dg.AssetKey(catalogue.ROLE[role].key)
 
 
 @dg.multi_asset(
     outs={
         role: dg.AssetOut(
             key=role_key(role),
-            group_name=GROUP,
-            description=DESCRIPTIONS[role],
+            group_name=catalogue.RAW_GROUP,
+            description=catalogue.ROLE[role].description,
             kinds={"pandas", "parquet"},
             tags={"microns/role": role},
             is_required=False,

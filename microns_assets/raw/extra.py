@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import dagster as dg
 
+from microns_assets import catalogue
 from microns_assets.config import load_versions_config
 from microns_assets.partitions import mat_version
 from microns_assets.raw import checks
@@ -22,13 +23,10 @@ from microns_assets.raw.fetch import Fetched, fetch_static_table, fetch_table, s
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
 from microns_assets.static_dumps.download import DumpMissingError
 
-GROUP = "cave_extra"
-KEY_PREFIX = "cave_extra"
-
 
 def extra_key(table: str) -> dg.AssetKey:
     """The asset key of an extra table."""
-    return dg.AssetKey([KEY_PREFIX, table])
+    return dg.AssetKey(catalogue.extra(table).key)
 
 
 def _output(table: str) -> str:
@@ -46,8 +44,8 @@ def build_extra_assets(tables: tuple[str, ...]) -> list[dg.AssetsDefinition]:
         outs={
             _output(t): dg.AssetOut(
                 key=extra_key(t),
-                group_name=GROUP,
-                description=f"CAVE table `{t}` of the version, as the server sends it.",
+                group_name=catalogue.EXTRA_GROUP,
+                description=catalogue.extra(t).description,
                 kinds={"pandas", "parquet"},
                 tags={"microns/cave_table": t},
                 is_required=False,

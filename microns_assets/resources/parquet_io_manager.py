@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from upath import UPath
 
+from microns_assets.catalogue import MATRIX_KEYS
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 from microns_assets.storage import (
     Connectome,
@@ -24,7 +25,6 @@ from microns_assets.storage import (
     write_connectome,
     write_frame,
 )
-from microns_assets.storage.matrix import MATRIX_ASSETS
 from microns_assets.storage.matrix import SUFFIX as MATRIX_SUFFIX
 from microns_assets.storage.parquet import Written
 from microns_assets.storage.reuse import reusable
@@ -140,7 +140,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         """The upstream partition of the same version, or all its chunk files."""
         keys = context.asset_partition_keys
         if len(keys) == 1 and not isinstance(keys[0], dg.MultiPartitionKey):
-            if tuple(context.asset_key.path) in MATRIX_ASSETS:
+            if tuple(context.asset_key.path) in MATRIX_KEYS:
                 return read_connectome(self.path_for(context.asset_key, keys[0], MATRIX_SUFFIX))
             return read_frame(self.path_for(context.asset_key, keys[0]))
         paths = {

@@ -27,8 +27,6 @@ if TYPE_CHECKING:  # scipy is imported where a matrix is read: loading definitio
     import scipy.sparse as sp
 
 SUFFIX = ".npz"
-#: Asset key paths stored as a matrix file, not Parquet.
-MATRIX_ASSETS = frozenset({("connectome",)})
 _ARRAYS = ("data", "indices", "indptr", "shape", "pt_root_id", "provenance")
 
 

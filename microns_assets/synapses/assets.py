@@ -11,7 +11,8 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from microns_assets.automation.conditions import CARRY_DOWN
+from microns_assets import catalogue
+from microns_assets.carry_down import CARRY_DOWN
 from microns_assets.metadata import png_markdown
 from microns_assets.partitions import by_version, mat_version
 from microns_assets.processing.plots import connectivity_png
@@ -19,51 +20,55 @@ from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
 from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir, totals
 from microns_assets.synapses import checks, connectome
-from microns_assets.synapses.chunks import CHUNK_CODE_VERSION, GROUP, synapse_chunks
+from microns_assets.synapses.chunks import CHUNK_CODE_VERSION, synapse_chunks
 
 __all__ = ["synapse_chunks", "synapses"]
 
 
+_CHUNKS, _UNITS = dg.AssetKey(catalogue.SYNAPSE_CHUNKS.key), dg.AssetKey(catalogue.UNITS.key)
+_ROLLUP, _MATRIX = catalogue.SYNAPSES, catalogue.CONNECTOME
+
+
 @dg.multi_asset(
-    name="synapses",
+    name=_ROLLUP.name,
     partitions_def=mat_version,
     outs={
-        "synapses": dg.AssetOut(
-            group_name=GROUP,
+        _ROLLUP.name: dg.AssetOut(
+            group_name=_ROLLUP.group,
             kinds={"duckdb", "parquet"},
             automation_condition=CARRY_DOWN,
-            description="All synapse chunks of a version in one file, sorted by (pre, post).",
+            description=_ROLLUP.description,
         ),
-        "connectome": dg.AssetOut(
-            group_name=GROUP,
+        _MATRIX.name: dg.AssetOut(
+            group_name=_MATRIX.group,
             kinds={"scipy"},
             automation_condition=CARRY_DOWN,
-            description=connectome.DESCRIPTION,
+            description=_MATRIX.description,
             is_required=False,  # not built when the roll-up fails its check
         ),
     },
     ins={
-        "synapse_chunks": dg.AssetIn(partition_mapping=by_version),
-        "units": dg.AssetIn(),
+        "chunk_files": dg.AssetIn(key=_CHUNKS, partition_mapping=by_version),
+        "unit_table": dg.AssetIn(key=_UNITS),
     },
     # lineage as the data flows: the connectome is made from the roll-up (and the units)
     internal_asset_deps={
-        "synapses": {dg.AssetKey("synapse_chunks"), dg.AssetKey("units")},
-        "connectome": {dg.AssetKey("synapses"), dg.AssetKey("units")},
+        _ROLLUP.name: {_CHUNKS, _UNITS},
+        _MATRIX.name: {dg.AssetKey(_ROLLUP.key), _UNITS},
     },
     check_specs=[*checks.ROLLUP_SPECS, connectome.CHECK],
 )
 def synapses(
     context: dg.AssetExecutionContext,
-    synapse_chunks: dict[str, UPath],
-    units: pd.DataFrame,
+    chunk_files: dict[str, UPath],
+    unit_table: pd.DataFrame,
 ):
     """All chunks of a version in one file, sorted by (pre, post); then its connectome.
 
     The roll-up streams in bounded memory; the connectome is built from the file it wrote.
     """
     version = int(context.partition_key)
-    paths = list(synapse_chunks.values())
+    paths = list(chunk_files.values())
     chunk_prov = [read_provenance(p) for p in paths]
     selections = {repr(p.get("selection")) for p in chunk_prov}
     if len(selections) != 1:
@@ -74,7 +79,7 @@ def synapses(
         )
     stale = sorted(
         chunk
-        for chunk, p in zip(synapse_chunks, chunk_prov, strict=True)
+        for chunk, p in zip(chunk_files, chunk_prov, strict=True)
         if p.get("chunk_code_version") != CHUNK_CODE_VERSION
     )
     if stale:
@@ -89,7 +94,7 @@ def synapses(
         order.append("id")
     sums = checks.totals_expressions(selection["mode"])
     chunk_totals = totals(paths, sums)
-    matrix = checks.class_matrix(paths, units, selection["mode"])
+    matrix = checks.class_matrix(paths, unit_table, selection["mode"])
     prov = provenance(
         datastack=chunk_prov[0].get("datastack"),
         version=version,
@@ -105,7 +110,7 @@ def synapses(
         streamed = Streamed(reader, prov, tally=checks.tallied_columns(selection["mode"]))
         yield dg.Output(
             streamed,
-            output_name="synapses",
+            output_name=_ROLLUP.name,
             metadata={
                 **{f"total_{k}": v for k, v in chunk_totals.items()},
                 "chunks": len(paths),
@@ -121,10 +126,10 @@ def synapses(
     written = streamed.written
     built, metadata, check = connectome.build(
         streamed.path,
-        units,
+        unit_table,
         selection["mode"],
         written["rows"] if selection["mode"] == "individual" else written["n_synapses"],
-        {**prov, "built_from": "synapses", "weight": "n_synapses"},
+        {**prov, "built_from": _ROLLUP.name, "weight": "n_synapses"},
     )
-    yield dg.Output(built, output_name="connectome", metadata=metadata)
+    yield dg.Output(built, output_name=_MATRIX.name, metadata=metadata)
     yield check

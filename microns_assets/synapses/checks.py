@@ -16,11 +16,12 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 from upath import UPath
 
+from microns_assets import catalogue
 from microns_assets.partitions import version_chunk
 from microns_assets.storage.rollup import duckdb_for
 
-CHUNKS = dg.AssetKey("synapse_chunks")
-ROLLUP = dg.AssetKey("synapses")
+CHUNKS = dg.AssetKey(catalogue.SYNAPSE_CHUNKS.key)
+ROLLUP = dg.AssetKey(catalogue.SYNAPSES.key)
 
 CHUNK_CHECKS = {
     "no_duplicates": "No pair twice (aggregate) and no synapse id twice (individual).",

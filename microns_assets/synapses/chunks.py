@@ -21,7 +21,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from microns_assets.automation.conditions import CARRY_DOWN
+from microns_assets import catalogue
+from microns_assets.carry_down import CARRY_DOWN
 from microns_assets.cave.synapses import DownloadStats, download_chunks
 from microns_assets.config import load_versions_config
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM, by_version, version_chunk
@@ -36,8 +37,7 @@ from microns_assets.static_dumps.tables import read_header
 from microns_assets.synapses import checks
 from microns_assets.synapses.config import SynapseConfig
 
-GROUP = "synapses"
-UNITS = dg.AssetKey("units")
+UNITS = dg.AssetKey(catalogue.UNITS.key)
 #: Bump when the same inputs would give a chunk different rows: older files are then redone.
 CHUNK_CODE_VERSION = "2"
 
@@ -269,13 +269,12 @@ def _static_chunks(
     specs=[
         dg.AssetSpec(
             checks.CHUNKS,
-            group_name=GROUP,
+            group_name=catalogue.SYNAPSE_CHUNKS.group,
             kinds={"pandas", "parquet"},
             automation_condition=CARRY_DOWN,
             code_version=CHUNK_CODE_VERSION,
             deps=[dg.AssetDep(UNITS, partition_mapping=by_version)],
-            description="Synapses onto the selected post cells of one chunk, from the selected "
-            "pre cells (one partition per version x chunk; a run covers a range of them).",
+            description=catalogue.SYNAPSE_CHUNKS.description,
         )
     ],
     partitions_def=version_chunk,

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from upath import UPath
 
+from microns_assets import catalogue
 from microns_assets.analysis.connectivity import (
     POST,
     PRE,
@@ -25,12 +26,7 @@ from microns_assets.metadata import png_markdown
 from microns_assets.processing.plots import connectome_png
 from microns_assets.storage import Connectome, read_frame
 
-KEY = dg.AssetKey("connectome")
-DESCRIPTION = (
-    "Synapses per pair among the version's units as a sparse matrix (rows pre, columns post, "
-    "in the order of `units`, one per segment) with its index of root ids. "
-    '`matrix, index = load("connectome", v)`.'
-)
+KEY = dg.AssetKey(catalogue.CONNECTOME.key)
 CHECK = dg.AssetCheckSpec(
     "sums_match_synapses",
     asset=KEY,

@@ -10,17 +10,15 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from microns_assets.automation.conditions import CARRY_DOWN
+from microns_assets import catalogue
+from microns_assets.carry_down import CARRY_DOWN
 from microns_assets.config import ROLES
 from microns_assets.metadata import png_markdown
 from microns_assets.partitions import mat_version
 from microns_assets.processing import InputTableError, build_units
 from microns_assets.processing.plots import depth_profile_png
 from microns_assets.provenance import provenance
-from microns_assets.raw.assets import KEY_PREFIX
 from microns_assets.units.checks import CHECK_SPECS, check_results
-
-GROUP = "units"
 
 
 class UnitsConfig(dg.Config):
@@ -57,47 +55,22 @@ def _provenance(tables: dict[str, pd.DataFrame], version: int, config: UnitsConf
 
 @dg.multi_asset(
     outs={
-        "units": dg.AssetOut(
-            group_name=GROUP,
+        asset.name: dg.AssetOut(
+            group_name=asset.group,
             kinds={"pandas", "parquet"},
             automation_condition=CARRY_DOWN,
-            description="One row per cell (per scan in functional modes `all`/`match`): "
-            "nucleus and root id, position in µm, cell type, area, proofreading, layer.",
-        ),
-        "layer_segments": dg.AssetOut(
-            group_name=GROUP,
-            kinds={"pandas", "parquet"},
-            automation_condition=CARRY_DOWN,
-            description="Cortical layer regions along depth: layer, region_index, y_start, "
-            "y_end, height (µm).",
-        ),
+            description=asset.description,
+        )
+        for asset in (catalogue.UNITS, catalogue.LAYER_SEGMENTS)
     },
-    ins={role: dg.AssetIn(key=[KEY_PREFIX, role]) for role in ROLES},
+    ins={role: dg.AssetIn(key=catalogue.ROLE[role].key) for role in ROLES},
     partitions_def=mat_version,
     check_specs=CHECK_SPECS,
 )
-def units_and_layers(
-    context: dg.AssetExecutionContext,
-    config: UnitsConfig,
-    nucleus: pd.DataFrame,
-    cell_types: pd.DataFrame,
-    cell_type_corrections: pd.DataFrame,
-    proofreading: pd.DataFrame,
-    brain_areas: pd.DataFrame,
-    coregistration: pd.DataFrame,
-    functional_properties: pd.DataFrame,
-):
-    """Build the units table and the layer segments of one version."""
+def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **tables):
+    """Build the units table and the layer segments of one version (`tables`: by role)."""
     version = int(context.partition_key)
-    tables = {
-        "nucleus": nucleus,
-        "cell_types": cell_types,
-        "cell_type_corrections": cell_type_corrections,
-        "proofreading": proofreading,
-        "brain_areas": brain_areas,
-        "coregistration": coregistration,
-        "functional_properties": functional_properties,
-    }
+    tables = {role: tables[role] for role in ROLES}
     try:
         units, segments = build_units(
             tables,
@@ -120,7 +93,7 @@ def units_and_layers(
     )
     yield dg.Output(
         units,
-        output_name="units",
+        output_name=catalogue.UNITS.name,
         metadata={
             "unique_nuclei": dg.MetadataValue.int(len(cells)),
             "functional_mode": config.functional,
@@ -131,7 +104,7 @@ def units_and_layers(
     )
     yield dg.Output(
         segments,
-        output_name="layer_segments",
+        output_name=catalogue.LAYER_SEGMENTS.name,
         metadata={
             "boundaries": dg.MetadataValue.md(segments.round(1).to_markdown(index=False)),
             "layers": ", ".join(segments["layer"]),

@@ -5,11 +5,12 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import pandas as pd
 
+from microns_assets import catalogue
 from microns_assets.processing import quality
 from microns_assets.processing.quality import Outcome
 
-UNITS = dg.AssetKey("units")
-SEGMENTS = dg.AssetKey("layer_segments")
+UNITS = dg.AssetKey(catalogue.UNITS.key)
+SEGMENTS = dg.AssetKey(catalogue.LAYER_SEGMENTS.key)
 
 #: (asset, rule, blocking). Blocking checks stop downstream assets on bad data.
 RULES: list[tuple[dg.AssetKey, Callable[[pd.DataFrame], Outcome], bool]] = [

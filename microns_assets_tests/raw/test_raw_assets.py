@@ -6,12 +6,12 @@ import dagster as dg
 import pytest
 from upath import UPath
 
+from microns_assets.catalogue import ROLE
 from microns_assets.config import ROLES, load_versions_config
 from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.raw.assets import raw_assets, role_key
 from microns_assets.resources import CaveResource, ParquetIOManager
-from microns_assets.roles import REQUIRED
 from microns_assets.storage import read_frame
 from microns_assets_tests.conftest import DELETED_NUCLEI, failure_messages
 
@@ -67,7 +67,7 @@ def test_each_role_gets_its_versions_table(emulator, instance, tmp_path, version
         assert prov["synthetic"] is True and prov["packages"]["caveclient"]
         if table is None:
             assert meta[role]["present"].value is False and len(frame) == 0
-            assert set(REQUIRED[role]) <= set(frame.columns)
+            assert set(ROLE[role].columns) <= set(frame.columns)
             continue
         truth = emulator.ground_truth(version, table)
         assert meta[role]["cave_table"].value == table == prov["cave_table"]
