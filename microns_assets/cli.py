@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from microns_assets.cave.settings import ROW_CAP
 from microns_assets.commands.environment import add_location_flags
 from microns_assets.commands.materialize import DEMO_VERSION
 
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         default=140,
         help="synapse density: synapses per nucleus (default 140; MICrONS has ~2,300)",
     )
-    emu.add_argument("--row-cap", type=int, default=200_000, help="server QUERY_LIMIT_SIZE")
+    emu.add_argument("--row-cap", type=int, default=ROW_CAP, help="server QUERY_LIMIT_SIZE")
     emu.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     emu.add_argument("--fail-rate", type=_fraction, default=0.0, help="fraction answered 503")
     emu.add_argument(

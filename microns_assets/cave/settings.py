@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from microns_assets.cave.http import HttpPolicy
 
 GLOBAL_SERVER = "https://global.daf-apis.com"
+#: The CAVE server's QUERY_LIMIT_SIZE: it cuts every answer at this many rows.
+ROW_CAP = 200_000
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class CaveSettings:
     #: differ from the server's count).
     call_attempts: int = 4
     call_wait_max_s: float = 30.0
-    row_cap: int = 200_000
+    row_cap: int = ROW_CAP
     #: Requests this connection has in flight at once, at most (all threads together).
     max_in_flight: int = 4
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from microns_assets.cave.settings import ROW_CAP
 from microns_assets.emulator import cache, catalog
 from microns_assets.emulator.query import QueryEngine
 from microns_assets.emulator.server import CaveHTTPServer, Faults
@@ -19,7 +20,7 @@ from microns_assets.emulator.synthetic import (
 )
 from microns_assets.emulator.tables import VersionTables
 
-DEFAULT_ROW_CAP = 200_000
+DEFAULT_ROW_CAP = ROW_CAP  # as the real service
 
 
 class Emulator:

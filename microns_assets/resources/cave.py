@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 from microns_assets.cave import GLOBAL_SERVER, CaveConnection, CaveSettings, HttpPolicy
 from microns_assets.cave.budget import step_wait_s
 from microns_assets.cave.errors import CaveError
+from microns_assets.cave.settings import ROW_CAP
 from microns_assets.config import RetrySettings
 from microns_assets.emulator import DATASTACK as SYNTHETIC_DATASTACK
 from microns_assets.settings import (
@@ -64,7 +65,7 @@ class CaveResource(dg.ConfigurableResource):
         4, ge=1, le=20, description="Attempts per CAVE call once HTTP retries fail."
     )
     row_cap: int = Field(
-        200_000, ge=1, description="The server's QUERY_LIMIT_SIZE: a result this long is capped."
+        ROW_CAP, ge=1, description="The server's QUERY_LIMIT_SIZE: a result this long is capped."
     )
     max_in_flight: int = Field(
         4,
