@@ -10,7 +10,6 @@ import pytest
 
 from microns_assets import catalogue
 from microns_assets.resources import ParquetIOManager
-from microns_assets.settings import Settings, functional_file
 
 PACKAGE = Path(catalogue.__file__).parent
 #: Modules that may spell names: the catalogue itself, and the emulator, which plays CAVE.
@@ -61,9 +60,6 @@ def test_files_live_where_the_catalogue_says(tmp_path):
         got = io.path_for(dg.AssetKey(asset.key), partition, asset.suffix)
         want = tmp_path / "ds" / asset.layout.format(version=1300, chunk="07")
         assert str(got) == str(want), asset.name
-    where = Settings("embedded", "ds", str(tmp_path))
-    want = tmp_path / "ds" / catalogue.FUNCTIONAL_RECORDINGS.layout
-    assert str(functional_file(where)) == str(want)
 
 
 def _names() -> set[str]:

@@ -3,15 +3,23 @@
 Layers, innermost first (each figure is an upper bound, reached only when every try fails as
 slowly as it can):
 
-1. **A send** (urllib3, `http.py`): `retries + 1` tries, each at most `connect_timeout_s +
-   read_timeout_s` to the response's headers, with a wait of at most `backoff_max_s` before
-   each retry (the exponential backoff, or the server's `Retry-After`, capped at the same).
+1. **A send** (urllib3, `http.py`): `retries + 1` tries, each one connect and one wait for
+   the response's headers (`connect_timeout_s + read_timeout_s`), with a wait of at most
+   `backoff_max_s` before each retry (the exponential backoff, or the server's `Retry-After`,
+   capped at the same).
 2. **A request** (`http.py`): a body cut mid-stream is sent again only while one send's worst
    case has not passed since the request began; the last try may then take a whole send and
-   its body's read: at most `2 x send + read_timeout_s`. The read timeout bounds each wait for
-   a byte, not a whole body: a server trickling a byte at a time is not bounded by this.
-3. **A call** (`calls.py`): `call_attempts` requests, waiting at most `min(call_wait_max_s,
-   0.5 x 2^(i-1) + 1)` before attempt i + 1.
+   its body's read: at most `2 x send + read_timeout_s`.
+3. **A call** (`calls.py`): `call_attempts` attempts of one request each, waiting at most
+   `min(call_wait_max_s, 0.5 x 2^(i-1) + 1)` before attempt i + 1; plus one request, because
+   caveclient looks a table's metadata up (a GET) before its first query of a table and
+   version, inside the same attempt (it keeps the answer once it succeeded).
+
+The timeouts apply to each socket operation, as in requests and urllib3, not to a whole try:
+these bounds assume each operation is one timeout long. Not bounded by them: a DNS lookup
+(no timeout), a host name with several addresses (each gets the connect timeout), a TLS
+handshake or request body sent slowly, and a server trickling headers or a body a byte at a
+time (each byte restarts the read timeout).
 4. **Building the client** (`client.py`, once per connection): two stages, each up to
    `3 x call_attempts` attempts of at most `connect_deadline_s`, at most 2 s apart.
 5. **A step** (`resources/cave.py`): a CAVE that stays unavailable re-runs the step
@@ -53,11 +61,16 @@ def call_wait_s(settings: CaveSettings, attempt: int) -> float:
     return min(settings.call_wait_max_s, 0.5 * 2 ** (attempt - 1) + CALL_JITTER_S)
 
 
+#: Requests of a call besides its attempts: caveclient's metadata lookup before a table's
+#: first query.
+LOOKUPS_PER_CALL = 1
+
+
 def call_worst_s(settings: CaveSettings) -> float:
-    """One call: every attempt's request, and the waits between them."""
+    """One call: every attempt's request, caveclient's lookup, and the waits between them."""
     attempts = settings.call_attempts
     waits = sum(call_wait_s(settings, i) for i in range(1, attempts))
-    return attempts * request_worst_s(settings.http) + waits
+    return (attempts + LOOKUPS_PER_CALL) * request_worst_s(settings.http) + waits
 
 
 def connect_worst_s(settings: CaveSettings) -> float:
