@@ -50,11 +50,19 @@ class Connectome:
         return iter((self.matrix, self.index))
 
 
+def _savez_fast(buffer: io.BytesIO, **arrays: np.ndarray) -> None:
+    """`np.savez_compressed` at zlib level 1: 6x faster for ~10 % more bytes (same format)."""
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, array in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+
+
 def write_connectome(connectome: Connectome, path: UPath) -> Written:
     """Write `connectome` atomically to `path` (an `.npz` file)."""
     matrix = connectome.matrix.tocsr()
     buffer = io.BytesIO()
-    np.savez_compressed(
+    _savez_fast(
         buffer,
         data=matrix.data,
         indices=matrix.indices,
