@@ -55,6 +55,17 @@ def asset_path(
     return base.joinpath(*asset, f"{chunk}{suffix}")
 
 
+def write_options(schema: pa.Schema) -> dict:
+    """How every Parquet file is written: zstd, and dictionaries for text columns only.
+
+    Ids, counts and positions hardly repeat within a file: a dictionary of them costs time and
+    bytes (a chunk of 233,000 pairs: 0.06 s and 2.4 MB with, 0.03 s and 2.0 MB without).
+    """
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)]  # fmt: skip
+    return {"compression": "zstd", "use_dictionary": text}
+
+
 def write_frame(frame: pd.DataFrame, path: UPath, provenance: dict) -> Written:
     """Write `frame` atomically to `path`, with `provenance` in the file's metadata."""
     view = frame.copy(deep=False)
@@ -67,7 +78,7 @@ def write_frame(frame: pd.DataFrame, path: UPath, provenance: dict) -> Written:
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         with tmp.open("wb") as f:
-            pq.write_table(table, f, compression="zstd")
+            pq.write_table(table, f, **write_options(table.schema))
         tmp.rename(path)
     finally:
         if tmp.exists():

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
-from microns_assets.storage.parquet import PROVENANCE_KEY, Written
+from microns_assets.storage.parquet import PROVENANCE_KEY, Written, write_options
 
 
 @dataclass
@@ -109,7 +109,7 @@ def write_batches(streamed: Streamed, path: UPath) -> Written:
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     tally = dict.fromkeys(("rows", *streamed.tally), 0)
     try:
-        with tmp.open("wb") as f, pq.ParquetWriter(f, schema, compression="zstd") as writer:
+        with tmp.open("wb") as f, pq.ParquetWriter(f, schema, **write_options(schema)) as writer:
             for batch in streamed.reader:
                 writer.write_batch(batch.replace_schema_metadata(meta))
                 tally["rows"] += batch.num_rows
