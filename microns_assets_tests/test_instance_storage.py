@@ -1,7 +1,9 @@
 """`instance_storage.SqliteStorage`: Dagster's SQLite files, written and read with kept engines."""
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -102,3 +104,103 @@ def test_a_moved_home_is_refused_naming_the_setting(tmp_path, emulator_cache):
     assert f"keeps this instance's files in {old}" in out.stderr
     assert f"base_dir: {moved}" in out.stderr
     assert not old.exists()  # nothing was written to the old place
+
+
+def _log_line(instance: dg.DagsterInstance, run_id: str, text: str) -> None:
+    instance.report_engine_event(text, instance.get_run_by_id(run_id))
+
+
+def _messages(home: Path, run_id: str) -> list[str]:
+    """A run's log lines as Dagster's own SQLite storage reads them (a process of its own)."""
+    other = home.parent / f"reader-{home.name}"
+    other.mkdir(exist_ok=True)
+    (other / "dagster.yaml").write_text(
+        f"storage:\n  sqlite:\n    base_dir: {home}\ntelemetry:\n  enabled: false\n"
+    )
+    code = (
+        "import sys, dagster as dg\n"
+        "with dg.DagsterInstance.from_config(sys.argv[1]) as i:\n"
+        "    print('\\n'.join(e.message for e in i.all_logs(sys.argv[2])))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(other), run_id], capture_output=True, text=True, check=True
+    )
+    return out.stdout.splitlines()
+
+
+def test_connections_are_kept_open_and_reused(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run_id = _materialize(tmp_path, "a")
+        _log_line(instance, run_id, "first")
+        engine = instance.event_log_storage._engines[run_id]
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        _log_line(instance, run_id, "second")
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection is raw  # the same SQLite connection
+        assert engine.pool.checkedin() == 1
+    assert _messages(tmp_path, run_id)[-2:] == ["first", "second"]
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run_id = _materialize(tmp_path, "a")
+        _log_line(instance, run_id, "parent before")
+        engine = instance.event_log_storage._engines[run_id]
+        with engine.connect() as conn:
+            parents = conn.connection.dbapi_connection
+        pid = os.fork()
+        if pid == 0:  # the child: write through the inherited storage, then leave at once
+            status = 1
+            try:
+                _log_line(instance, run_id, "child")
+                with engine.connect() as conn:
+                    status = 0 if conn.connection.dbapi_connection is not parents else 3
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        _log_line(instance, run_id, "parent after")
+        with engine.connect() as conn:
+            assert conn.connection.dbapi_connection is parents  # still open, still ours
+    assert _messages(tmp_path, run_id)[-3:] == ["parent before", "child", "parent after"]
+
+
+def test_a_run_file_removed_under_a_kept_connection_is_written_anew(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        run_id = _materialize(tmp_path, "a")
+        _log_line(instance, run_id, "before the wipe")
+        assert run_id in instance.event_log_storage._engines
+        instance.event_log_storage.wipe()  # unlinks every run's file, as `dagster` can
+        _log_line(instance, run_id, "after the wipe")
+    # not written into the removed file, where nobody would read it
+    assert _messages(tmp_path, run_id) == ["after the wipe"]
+
+
+def test_the_web_uis_log_watcher_sees_every_write(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "dagster.yaml").write_text(
+        f"storage:\n  sqlite:\n    base_dir: {tmp_path}\ntelemetry:\n  enabled: false\n"
+    )
+    run_id = _materialize(tmp_path, "a")
+    seen: list[str] = []
+    with (
+        dg.DagsterInstance.from_config(str(tmp_path)) as instance,
+        dg.DagsterInstance.from_config(str(reader)) as watching,
+    ):
+        # as the web UI follows a run: a file watcher on the run's file, reading what is new
+        watching.event_log_storage.watch(run_id, None, lambda e, c: seen.append(e.message))
+        time.sleep(0.5)  # the watcher's thread is up
+        for n in range(3):
+            _log_line(instance, run_id, f"live {n}")
+            deadline = time.monotonic() + 10
+            while f"live {n}" not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert f"live {n}" in seen, f"the watcher did not see write {n} in 10 s"

@@ -1,7 +1,8 @@
 """Benchmark the whole job of one version: `materialize` against microns-combiner 0.4.0's loop.
 
 Run: `python microns_assets_tests/benchmarks/bench_version.py [--scale 30000] [--latency-ms 50]
-[--synapses-per-cell 140] [--peer-python ~/peer-venv/bin/python] [--row-cap 200000]`.
+[--synapses-per-cell 140] [--peer-python ~/peer-venv/bin/python] [--row-cap 200000]
+[--no-peer] [--dagster-storage]`.
 
 Starts one `microns-assets emulator` process (so its CPU is not ours) and warms it (its first
 synapse query of a version builds the server's index), then, against that same process:
@@ -51,8 +52,12 @@ def warm(url: str) -> float:
     return time.perf_counter() - start
 
 
-def ours(url: str, work: Path, in_flight: int):
-    """Our whole job in this process; the report and the rows of the merged table."""
+def ours(url: str, work: Path, in_flight: int, dagster_storage: bool = False):
+    """Our whole job in this process; the report and the rows of the merged table.
+
+    `dagster_storage`: the instance on Dagster's own SQLite storage class instead of
+    `microns_assets.instance_storage` (the same files), to measure what ours saves.
+    """
     os.environ.update(
         MICRONS_CAVE_SERVER=url,
         MICRONS_DATASTACK=DATASTACK,
@@ -65,7 +70,11 @@ def ours(url: str, work: Path, in_flight: int):
     from microns_assets.storage import read_frame
 
     (work / "home").mkdir()
-    (work / "home" / "dagster.yaml").write_text(dagster_yaml(work / "home"))  # as a new home
+    config = dagster_yaml(work / "home")  # as a new home
+    if dagster_storage:
+        config = re.sub(r"storage:\n  custom:\n.*\n.*\n.*\n", "", config)
+        config += f"storage:\n  sqlite:\n    base_dir: {work / 'home'}\n"
+    (work / "home" / "dagster.yaml").write_text(config)
     with dg.DagsterInstance.from_config(str(work / "home")) as instance:
         report = materialize_version(VERSION, instance=instance, defs=defs, out=sys.stderr)
     merged = read_frame(work / "data" / DATASTACK / f"v{VERSION}" / "synapses.parquet")
@@ -97,6 +106,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=4, help="MICRONS_CAVE_IN_FLIGHT")
     parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument(
+        "--dagster-storage", action="store_true", help="Dagster's own SQLite storage class"
+    )
     args = parser.parse_args()
     flags = [
         "--scale", args.scale, "--latency-ms", str(args.latency_ms),
@@ -109,7 +121,7 @@ def main() -> None:
         print(f"emulator ready in {time.perf_counter() - start:.1f} s, warmed in {warm(url):.1f} s")
         with tempfile.TemporaryDirectory(prefix="bench-version-") as tmp:
             work = Path(tmp)
-            report, pairs, synapses = ours(url, work, args.in_flight)
+            report, pairs, synapses = ours(url, work, args.in_flight, args.dagster_storage)
             if not report.success:
                 raise SystemExit(f"our job failed: {report.failures}")
             peer_s = peer_pairs = None

@@ -122,6 +122,9 @@ def _chunk_range(instance: dg.DagsterInstance, run_id: str, version: str) -> lis
 
 def _stored_chunks(s3: str, datastack: str, version: str) -> list[str]:
     folder = UPath(f"{DATA}/{datastack}/v{version}/synapse_chunks", endpoint_url=s3)
+    # s3fs caches listings: a first look that saw only a file being written (a temporary
+    # name) would otherwise be all this loop ever sees
+    folder.fs.invalidate_cache()
     if not folder.exists():
         return []
     return sorted(
