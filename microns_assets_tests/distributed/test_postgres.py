@@ -66,6 +66,13 @@ def test_two_versions_at_once_on_postgres_share_the_cave_pool_exactly(
         "DAGSTER_PG_URL": postgres.create_database("two"),
         "MICRONS_CAVE_IN_FLIGHT": str(IN_FLIGHT),
     }
+    # the pool exists before both commands start, as docs/scaling.md says: Dagster creates a
+    # pool at its first claim, and two processes doing that at once on a new database race
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_PG_URL", env["DAGSTER_PG_URL"])
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert instance.event_log_storage.initialize_concurrency_limit_to_default("cave")
+            assert instance.event_log_storage.get_concurrency_info("cave").slot_count == 1
     server = session_emulator.server
     assert server.stats.wait_idle(timeout_s=30)
     server.stats.reset()
