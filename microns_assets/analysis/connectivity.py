@@ -76,10 +76,10 @@ def connectivity_matrix(
         values = synapses["n_synapses"].to_numpy(dtype=np.int64)
     else:
         values = np.ones(len(synapses), dtype=np.int64)
+    if not inside.all():  # (no copies when every synapse is among the units, as by default)
+        values, pre, post = values[inside], pre[inside], post[inside]
     n = len(index)
-    matrix = sp.coo_matrix(
-        (values[inside], (pre[inside], post[inside])), shape=(n, n)
-    ).tocsr()  # duplicate pairs (an individual table) are summed
+    matrix = sp.coo_matrix((values, (pre, post)), shape=(n, n)).tocsr()  # duplicates summed
     if weight == "binary":
         matrix.data[:] = 1
     return matrix, index

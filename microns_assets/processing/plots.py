@@ -82,6 +82,18 @@ def connectivity_png(matrix: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
+def block_sums(matrix, position: np.ndarray, bins: int) -> np.ndarray:
+    """A sparse square matrix summed into `bins` x `bins` blocks, its rows and columns placed.
+
+    Row/column i goes to place `position[i]` (a permutation), and places are cut into `bins`
+    equal runs. np.bincount: ~10x faster than np.add.at on millions of pairs.
+    """
+    n = max(len(position), 1)
+    coo = matrix.tocoo()
+    block = (position[coo.row] * bins // n) * bins + position[coo.col] * bins // n
+    return np.bincount(block, weights=coo.data, minlength=bins * bins).reshape(bins, bins)
+
+
 def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
     """The connectome (synapses per pair, a sparse matrix over `cells`' rows) as a picture.
 
@@ -98,9 +110,7 @@ def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
     position[order] = np.arange(len(order))
     n = max(len(order), 1)
     bins = min(pixels, n)
-    coo = matrix.tocoo()
-    grid = np.zeros((bins, bins))
-    np.add.at(grid, (position[coo.row] * bins // n, position[coo.col] * bins // n), coo.data)
+    grid = block_sums(matrix, position, bins)
     fig, ax = _figure((6.5, 6.0), left=0.14, right=0.93, bottom=0.1, top=0.92)
     image = ax.imshow(np.where(grid > 0, grid, np.nan), cmap="magma_r", interpolation="nearest",
                       norm=LogNorm(vmin=1, vmax=max(grid.max(), 1)))  # fmt: skip
@@ -113,9 +123,9 @@ def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
             ax.axvline(start, **({"color": "black", "lw": 0.8} | style))
     edges = np.concatenate(([0], layer_starts, [len(order)]))
     ticks = ((edges[:-1] + edges[1:]) / 2) * bins / n - 0.5
-    labels = [str(sorted_layer[e]) for e in edges[:-1]]
+    labels = [str(sorted_layer[e]) for e in edges[:-1]] if len(order) else []
     if not len(order):
-        ticks, labels = [], []
+        ticks = []
     ax.set_xticks(ticks, labels, fontsize=8, rotation=90)
     ax.set_yticks(ticks, labels, fontsize=8)
     ax.set_xlabel("postsynaptic cell (by layer, then cell type)")

@@ -1,0 +1,35 @@
+"""`processing.plots`: the connectome picture's block sums, and the pictures being PNGs."""
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from microns_assets.processing.plots import block_sums, connectome_png
+
+
+def _brute_force(dense: np.ndarray, position: np.ndarray, bins: int) -> np.ndarray:
+    n = len(position)
+    grid = np.zeros((bins, bins))
+    for i in range(n):
+        for j in range(n):
+            grid[position[i] * bins // n, position[j] * bins // n] += dense[i, j]
+    return grid
+
+
+def test_block_sums_place_every_synapse_in_its_block():
+    rng = np.random.default_rng(7)
+    for n, bins in ((50, 7), (40, 40), (33, 5)):
+        dense = rng.integers(0, 4, (n, n)) * (rng.random((n, n)) < 0.2)
+        position = rng.permutation(n)
+        got = block_sums(sp.csr_matrix(dense), position, bins)
+        assert got.shape == (bins, bins)
+        np.testing.assert_array_equal(got, _brute_force(dense, position, bins))
+        assert got.sum() == dense.sum()
+
+
+def test_connectome_png_is_a_png_and_survives_an_empty_matrix():
+    cells = pd.DataFrame({"layer": ["L2/3", "L4", None], "cell_type": ["23P", None, "BC"]})
+    matrix = sp.csr_matrix(np.array([[0, 2, 0], [1, 0, 0], [0, 0, 3]]))
+    assert connectome_png(matrix, cells).startswith(b"\x89PNG\r\n\x1a\n")
+    empty = cells.iloc[:0]
+    assert connectome_png(sp.csr_matrix((0, 0)), empty).startswith(b"\x89PNG")
