@@ -73,11 +73,12 @@ def _check_version(settings: Settings, version: int) -> str | None:
 def _print_summary(instance, version: int, out, defs) -> None:
     from microns_assets.materialize.summary import version_summary
 
-    rows = version_summary(instance, str(version), defs.resolve_asset_graph())
-    width = max((len(a) for a in rows), default=10)
-    for asset, (count, path, parts) in rows.items():
+    sizes = version_summary(instance, str(version), defs.resolve_asset_graph())
+    width = max((len(a) for a in sizes), default=10)
+    size_width = max((len(size) for size, _, _ in sizes.values()), default=10)
+    for asset, (size, path, parts) in sizes.items():
         chunks = f" in {parts} chunks" if parts > 1 else ""
-        print(f"  {asset:<{width}}  {count:>9,} rows{chunks}  {path}", file=out)
+        print(f"  {asset:<{width}}  {size:>{size_width}}{chunks}  {path}", file=out)
 
 
 def _validate(version: int, run_config: dict) -> tuple[str | None, object]:

@@ -38,21 +38,30 @@ def latest_metadata(
         cursor = page.cursor
 
 
+def _size(found: dict[str, dict]) -> str:
+    """`N rows` (summed over partitions), or a matrix's `units` and `connected_pairs`."""
+    first = next(iter(found.values()))
+    if "dagster/row_count" not in first and "connected_pairs" in first:
+        units, pairs = int(first.get("units", 0)), int(first["connected_pairs"])
+        return f"{units:,} x {units:,}, {pairs:,} pairs"
+    return f"{sum(int(m.get('dagster/row_count', 0)) for m in found.values()):,} rows"
+
+
 def version_summary(
     instance: dg.DagsterInstance, version: str, graph: object | None = None
-) -> dict[str, tuple[int, str, int]]:
-    """Per asset: (rows, path, partitions materialized), as the instance records them now.
+) -> dict[str, tuple[str, str, int]]:
+    """Per asset: (size, path, partitions materialized), as the instance records them now.
 
-    With the definitions' asset `graph`, its extra tables are listed too.
+    The size is `N rows`, or for the connectome its shape and connected pairs. With the
+    definitions' asset `graph`, its extra tables are listed too.
     """
-    out: dict[str, tuple[int, str, int]] = {}
+    out: dict[str, tuple[str, str, int]] = {}
     for asset in all_asset_keys(graph):
         found = latest_metadata(instance, asset, _partitions(asset, version))
         if not found:
             continue
-        rows = sum(int(m.get("dagster/row_count", 0)) for m in found.values())
         path = str(next(iter(found.values())).get("path", ""))
         if len(found) > 1:
             path = str(UPath(path).parent)
-        out[asset.to_user_string()] = (rows, path, len(found))
+        out[asset.to_user_string()] = (_size(found), path, len(found))
     return out

@@ -8,7 +8,7 @@ from upath import UPath
 
 from microns_assets.emulator import Faults
 from microns_assets.processing.chunks import CHUNK_KEYS
-from microns_assets.storage import read_frame
+from microns_assets.storage import read_connectome, read_frame
 from microns_assets_tests.materialize.cli_helpers import (
     aggregated_truth,
     assert_equals_truth,
@@ -66,6 +66,10 @@ def test_materialize_builds_the_whole_graph_in_three_runs(materialized, session_
         assert meta["dagster/row_count"] == len(read_frame(path))
     # the summary names every asset with its rows and path, and how the chunks went
     assert f"{len(merged):,} rows" in out.stdout
+    matrix, index = read_connectome(version_dir / "connectome.npz")  # its shape, not "0 rows"
+    summary = [line for line in out.stdout.splitlines() if line.strip().startswith("connectome")]
+    assert len(summary) == 1
+    assert f"{len(index):,} x {len(index):,}, {matrix.nnz:,} pairs" in summary[0]
     assert str(version_dir / "synapses.parquet") in out.stdout
     assert "(3 runs; chunks: 32 downloaded, 0 reused)" in out.stdout
     assert "32/32" in out.stdout  # the progress bar
