@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -29,15 +30,39 @@ from microns_assets.storage.parquet import PROVENANCE_KEY, Written, write_option
 class Streamed:
     """A table too big to hold: a stream of record batches and the provenance to store.
 
-    While it is written, `written` tallies what went into the file: `rows`, and the sum of
-    every column named in `tally`; once written, `path` is the file.
+    While it is written, `written` tallies what went into the file: `rows`, the sum of every
+    column named in `tally`, and with `sorted_by` (the columns the stream is sorted by)
+    `repeated_keys`, the rows whose values there equal the previous row's (duplicates are
+    neighbours in a sorted stream); once written, `path` is the file.
     """
 
     reader: pa.RecordBatchReader
     provenance: dict
     tally: tuple[str, ...] = ()
+    sorted_by: tuple[str, ...] = ()
     written: dict[str, int] = field(default_factory=dict)
     path: UPath | None = None
+
+
+class _Repeats:
+    """Rows of a stream sorted by `keys` whose keys equal the previous row's."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys, self.count, self._last = keys, 0, None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if not self.keys or batch.num_rows == 0:
+            return
+        columns = [batch.column(k).to_numpy(zero_copy_only=False) for k in self.keys]
+        if self._last is not None:  # the previous batch's last row, against this one's first
+            columns = [
+                np.concatenate(([last], c)) for last, c in zip(self._last, columns, strict=True)
+            ]
+        same = np.ones(len(columns[0]) - 1, dtype=bool)
+        for column in columns:
+            same &= column[1:] == column[:-1]
+        self.count += int(np.count_nonzero(same))
+        self._last = [column[-1] for column in columns]
 
 
 def is_local(path: UPath) -> bool:
@@ -108,6 +133,7 @@ def write_batches(streamed: Streamed, path: UPath) -> Written:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     tally = dict.fromkeys(("rows", *streamed.tally), 0)
+    repeats = _Repeats(streamed.sorted_by)
     try:
         with tmp.open("wb") as f, pq.ParquetWriter(f, schema, **write_options(schema)) as writer:
             for batch in streamed.reader:
@@ -115,10 +141,13 @@ def write_batches(streamed: Streamed, path: UPath) -> Written:
                 tally["rows"] += batch.num_rows
                 for column in streamed.tally:
                     tally[column] += int(pc.sum(batch[column]).as_py() or 0)
+                repeats.add(batch)
         tmp.rename(path)
     finally:
         if tmp.exists():
             tmp.unlink()
+    if streamed.sorted_by:
+        tally["repeated_keys"] = repeats.count
     streamed.written = tally
     streamed.path = path
     return Written(path, tally["rows"], path.stat().st_size)

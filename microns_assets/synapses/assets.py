@@ -107,7 +107,8 @@ def synapses(
     context.log.info(f"v{version}: rolling up {len(paths)} chunks, {chunk_totals}")
     with spill_dir(paths) as spill:  # the IO manager writes the stream before we resume
         reader = sorted_batches(paths, order, temp_dir=spill)
-        streamed = Streamed(reader, prov, tally=checks.tallied_columns(selection["mode"]))
+        tally = checks.tallied_columns(selection["mode"])
+        streamed = Streamed(reader, prov, tally=tally, sorted_by=tuple(order))
         yield dg.Output(
             streamed,
             output_name=_ROLLUP.name,

@@ -1,0 +1,74 @@
+"""`storage.rollup`: the sorted roll-up stream, what its writer tallies, and the roll-up check."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from upath import UPath
+
+from microns_assets.storage import read_frame
+from microns_assets.storage.rollup import Streamed, sorted_batches, totals, write_batches
+from microns_assets.synapses import checks
+
+KEYS = ["pre_pt_root_id", "post_pt_root_id"]
+
+
+def _frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "pre_pt_root_id": rng.integers(1, 40, n),
+            "post_pt_root_id": rng.integers(1, 40, n),
+            "n_synapses": rng.integers(1, 5, n),
+            "size": rng.integers(1, 1000, n),
+        }
+    )
+
+
+def test_repeated_keys_are_counted_within_and_across_batches(tmp_path):
+    rng = np.random.default_rng(3)
+    frame = _frame(rng, 3000).sort_values(KEYS, kind="stable", ignore_index=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    batches = table.to_batches(max_chunksize=97)  # many boundaries, some inside a run of keys
+    streamed = Streamed(
+        pa.RecordBatchReader.from_batches(table.schema, batches), {"k": 1},
+        tally=("n_synapses",), sorted_by=tuple(KEYS),
+    )  # fmt: skip
+    write_batches(streamed, UPath(tmp_path / "out.parquet"))
+    assert streamed.written["repeated_keys"] == frame.duplicated(KEYS).sum() > 0
+    assert streamed.written["rows"] == len(frame)
+    assert streamed.written["n_synapses"] == frame["n_synapses"].sum()
+    pd.testing.assert_frame_equal(read_frame(tmp_path / "out.parquet"), frame, check_dtype=False)
+    # without keys nothing is counted
+    unsorted = Streamed(pa.RecordBatchReader.from_batches(table.schema, batches), {"k": 1})
+    write_batches(unsorted, UPath(tmp_path / "plain.parquet"))
+    assert "repeated_keys" not in unsorted.written
+
+
+def _rollup(paths: list[UPath], out: UPath):
+    sums = checks.totals_expressions("aggregated")
+    chunk_totals = totals(paths, sums)
+    streamed = Streamed(
+        sorted_batches(paths, KEYS), {}, tally=checks.tallied_columns("aggregated"),
+        sorted_by=tuple(KEYS),
+    )  # fmt: skip
+    write_batches(streamed, out)
+    [result] = checks.rollup_results(streamed.written, chunk_totals, "aggregated")
+    return result
+
+
+def test_the_rollup_check_fails_on_a_pair_stored_in_two_chunks(tmp_path):
+    rng = np.random.default_rng(5)
+    pairs = _frame(rng, 4000).drop_duplicates(KEYS, ignore_index=True)
+    first, second = pairs.iloc[: len(pairs) // 2], pairs.iloc[len(pairs) // 2 :]
+    paths = [UPath(tmp_path / "00.parquet"), UPath(tmp_path / "01.parquet")]
+    for path, part in zip(paths, (first, second), strict=True):
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), str(path))
+    good = _rollup(paths, UPath(tmp_path / "good.parquet"))
+    assert good.passed, good.description
+    # one pair of the first chunk also in the second, and another one twice in the second
+    again = pd.concat([second, first.iloc[[7]], second.iloc[[3]]], ignore_index=True)
+    pq.write_table(pa.Table.from_pandas(again, preserve_index=False), str(paths[1]))
+    bad = _rollup(paths, UPath(tmp_path / "bad.parquet"))
+    assert not bad.passed
+    assert bad.description == "2 duplicated rows across chunks"
+    assert bad.metadata["written_repeated_keys"].value == 2
