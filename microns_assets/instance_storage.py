@@ -7,12 +7,16 @@ difference: Dagster's SQLite run and event log storages build a new SQLAlchemy e
 new SQLite connection for every use, so every event pays for an engine, recompiles its SQL (the
 compiled-statement cache lives on the engine), parses the database schema again (SQLite does on
 every new connection) and checkpoints the write-ahead log when the connection closes. Ours keep
-one engine per file and one connection in its pool, so an event costs ~0.6 ms (a log line) to
-~2 ms (a materialization) instead of ~1.8 and ~4.6 ms (docs/benchmarks.md).
+one engine per file and one connection in its pool, so an event costs ~1.0 ms (a log line) to
+~2.6 ms (a materialization) instead of ~1.9 and ~4.6 ms (docs/benchmarks.md).
 
 What keeps the kept connections as safe as Dagster's fresh ones:
-- Per process: a connection is never used by a process that did not open it (after a fork the
-  child opens its own and leaves the parent's alone: SQLAlchemy's recipe for `os.fork`).
+- Forks: SQLite keeps its file locks' bookkeeping per process, and a child forked while the
+  parent holds an open connection inherits it: the child's own connections to that file would
+  then take no locks, and its writes could land in a write-ahead log the parent deletes. So
+  before any fork every kept connection of this process is closed (`os.register_at_fork`; they
+  reopen on next use), and a connection still open then (lent to another thread) is never used
+  nor closed by the child (the process that opened it is checked at every checkout).
 - Per file: a connection whose file was removed or replaced since it was opened (a wiped or
   deleted run) is discarded, not written into a file nobody reads.
 - Threads take turns: the pool lends a connection to one thread at a time (more threads at once
@@ -21,8 +25,9 @@ What keeps the kept connections as safe as Dagster's fresh ones:
   our connections) cannot corrupt a database; a power cut may lose the last few events.
 - Live logs: the web UI follows a running run by watching its `<run id>.db` file for writes, and
   with a connection kept open writes stay in `<run id>.db-wal` until a checkpoint. So after every
-  transaction that wrote to a run's file, that connection checkpoints it (`PASSIVE`: never waits
-  for readers), as closing the connection did.
+  use of a run's file, reads included, the connection checkpoints it (`PASSIVE`: never waits;
+  with nothing to copy it leaves the file untouched), as closing the connection did: a write
+  whose checkpoint a reader's snapshot held back is copied when that reader is done.
 
 Used by the `dagster.yaml` that microns-assets writes for a new Dagster home (`storage: custom:`);
 it overrides the storages' private `_connect`/`connect`/`has_table` of dagster 1.13 (pinned in
@@ -32,9 +37,11 @@ setup.cfg). No microns_assets imports: this is loaded by every Dagster process o
 from __future__ import annotations
 
 import os
+import sqlite3
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property, partial
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
@@ -54,6 +61,19 @@ from sqlalchemy.pool import QueuePool
 
 #: Run shards whose engines (and open connections) are kept; least recently used ones go first.
 KEPT_RUN_ENGINES = 16
+
+#: Every kept engine of this process, closed before a fork (see the module docstring).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+#: Connections a forked child inherited still open: kept referenced so it never closes them.
+_INHERITED: list = []
+
+
+def _close_before_fork() -> None:
+    for engine in list(_ENGINES):
+        engine.pool.dispose()  # closes the connections in the pool; lent ones stay the lender's
+
+
+os.register_at_fork(before=_close_before_fork)
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -77,7 +97,8 @@ def _on_connect(path: str, dbapi_connection, record) -> None:
 
 def _on_checkout(path: str, dbapi_connection, record, proxy) -> None:
     pid, file_id = record.info.get("opened_by", (None, None))
-    if pid != os.getpid():  # inherited through a fork: the parent's, leave it open for it
+    if pid != os.getpid():  # inherited through a fork: neither use nor close it
+        _INHERITED.append(record.dbapi_connection)
         record.dbapi_connection = proxy.dbapi_connection = None
         raise DisconnectionError(f"connection to {path} was opened by process {pid}")
     if _file_id(path) != file_id:
@@ -96,7 +117,14 @@ def kept_engine(url: str) -> Engine:
     )
     event.listen(engine, "connect", partial(_on_connect, path))
     event.listen(engine, "checkout", partial(_on_checkout, path))
+    _ENGINES.add(engine)
     return engine
+
+
+def _checkpoint(raw: sqlite3.Connection) -> None:
+    """Copy the write-ahead log into the database file, as far as readers allow."""
+    with suppress(sqlite3.Error):  # busy, or not WAL: what was committed stays committed
+        raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class KeptEngineEventLogStorage(SqliteEventLogStorage):
@@ -122,12 +150,10 @@ class KeptEngineEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
                 engine.dispose()  # reconnect: a new file is in WAL mode only now
             with engine.connect() as conn:
-                raw = conn.connection.dbapi_connection
-                changes = raw.total_changes
                 with conn.begin():
                     yield conn
-                if shard != INDEX_SHARD_NAME and raw.total_changes != changes:
-                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)")  # for the UI's log watcher
+                if shard != INDEX_SHARD_NAME:  # for the UI's log watcher (module docstring)
+                    _checkpoint(conn.connection.dbapi_connection)
 
     def has_table(self, table_name: str) -> bool:
         """Dagster's check (a new engine and connection each time), asked once per table found.

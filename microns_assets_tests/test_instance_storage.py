@@ -1,12 +1,15 @@
 """`instance_storage.SqliteStorage`: Dagster's SQLite files, written and read with kept engines."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
+import sqlalchemy as sa
 import yaml
 
 from microns_assets import instance_storage
@@ -145,29 +148,45 @@ def test_connections_are_kept_open_and_reused(tmp_path):
     assert _messages(tmp_path, run_id)[-2:] == ["first", "second"]
 
 
-def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents(tmp_path):
-    (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        run_id = _materialize(tmp_path, "a")
-        _log_line(instance, run_id, "parent before")
-        engine = instance.event_log_storage._engines[run_id]
-        with engine.connect() as conn:
-            parents = conn.connection.dbapi_connection
-        pid = os.fork()
-        if pid == 0:  # the child: write through the inherited storage, then leave at once
-            status = 1
-            try:
-                _log_line(instance, run_id, "child")
-                with engine.connect() as conn:
-                    status = 0 if conn.connection.dbapi_connection is not parents else 3
-            finally:
-                os._exit(status)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        _log_line(instance, run_id, "parent after")
-        with engine.connect() as conn:
-            assert conn.connection.dbapi_connection is parents  # still open, still ours
-    assert _messages(tmp_path, run_id)[-3:] == ["parent before", "child", "parent after"]
+def test_a_forked_childs_writes_survive_the_parent_closing_its_connection(tmp_path):
+    """Kept connections are closed before a fork.
+
+    SQLite's lock bookkeeping is per process: a child forked while the parent held an open
+    connection would take no locks, and the parent's last close would then delete the
+    write-ahead log holding the child's later writes.
+    """
+    path = tmp_path / "x.db"
+    setup = sqlite3.connect(path)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE t (a INTEGER)")
+    setup.close()  # (an open connection here would keep the log alive whatever the storage does)
+    engine = instance_storage.kept_engine(f"sqlite:///{path}")
+
+    def insert(value: int) -> None:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(sa.text("INSERT INTO t VALUES (:a)"), {"a": value})
+
+    insert(1)  # the parent's connection stays open in the pool
+    written, go = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write, let the parent close, write again, leave at once
+        status = 1
+        try:
+            insert(2)
+            os.write(written[1], b"1")
+            os.read(go[0], 1)
+            insert(3)
+            status = 0
+        finally:
+            os._exit(status)
+    assert os.read(written[0], 1) == b"1"
+    engine.dispose()  # the parent closes its connection, as a process does when it ends
+    os.write(go[1], b"1")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    reader = sqlite3.connect(path)  # a fresh connection: what is really stored
+    assert [r[0] for r in reader.execute("SELECT a FROM t ORDER BY a")] == [1, 2, 3]
+    reader.close()
 
 
 def test_a_run_file_removed_under_a_kept_connection_is_written_anew(tmp_path):
@@ -182,12 +201,16 @@ def test_a_run_file_removed_under_a_kept_connection_is_written_anew(tmp_path):
     assert _messages(tmp_path, run_id) == ["after the wipe"]
 
 
-def test_the_web_uis_log_watcher_sees_every_write(tmp_path):
+@pytest.mark.parametrize("web_ui_storage", ["dagster's", "ours"])
+def test_the_web_uis_log_watcher_sees_every_write(tmp_path, web_ui_storage):
+    """The web UI (Dagster's storage class, or ours from the home's dagster.yaml) follows."""
     (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
     reader = tmp_path / "reader"
     reader.mkdir()
     (reader / "dagster.yaml").write_text(
-        f"storage:\n  sqlite:\n    base_dir: {tmp_path}\ntelemetry:\n  enabled: false\n"
+        dagster_yaml(tmp_path)
+        if web_ui_storage == "ours"
+        else f"storage:\n  sqlite:\n    base_dir: {tmp_path}\ntelemetry:\n  enabled: false\n"
     )
     run_id = _materialize(tmp_path, "a")
     seen: list[str] = []

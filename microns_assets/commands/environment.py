@@ -34,7 +34,7 @@ DEFAULT_HOME = ".dagster_home"
 DAGSTER_YAML = """\
 # Written by microns-assets for a new Dagster home; edit freely.
 # Dagster's SQLite storage (the same files, in this folder), with its database engines and
-# connections kept instead of rebuilt for every event: ~30 % less time per version. Delete these
+# connections kept instead of rebuilt for every event: ~25 % less time per version. Delete these
 # five lines to use Dagster's own class; moved this folder? Update base_dir.
 storage:
   custom:

@@ -53,6 +53,9 @@ class _Repeats:
     def add(self, batch: pa.RecordBatch) -> None:
         if not self.keys or batch.num_rows == 0:
             return
+        for key in self.keys:  # (with a null, to_numpy gives floats: 64-bit ids would blur)
+            if batch.column(key).null_count:
+                raise ValueError(f"the roll-up's sort key {key!r} has missing values")
         columns = [batch.column(k).to_numpy(zero_copy_only=False) for k in self.keys]
         if self._last is not None:  # the previous batch's last row, against this one's first
             columns = [

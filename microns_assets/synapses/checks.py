@@ -46,7 +46,8 @@ ROLLUP_SPECS = [
         "totals_match_chunks",
         asset=ROLLUP,
         blocking=True,
-        description="Rows, synapses and summed size written equal the sums over the chunk files.",
+        description="Rows, synapses and summed size written equal the sums over the chunk "
+        "files, and no row was written twice (no row equals the one before it in the sorted file).",
     ),
 ]
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from upath import UPath
 
 from microns_assets.storage import read_frame
@@ -72,3 +73,12 @@ def test_the_rollup_check_fails_on_a_pair_stored_in_two_chunks(tmp_path):
     assert not bad.passed
     assert bad.description == "2 duplicated rows across chunks"
     assert bad.metadata["written_repeated_keys"].value == 2
+
+
+def test_a_missing_key_is_an_error_and_no_file_is_left(tmp_path):
+    big = 864691135000000000  # root ids beyond 2**53: floats would make neighbours equal
+    table = pa.table({"pre_pt_root_id": [big, big + 1, None], "post_pt_root_id": [1, 1, 1]})
+    streamed = Streamed(table.to_reader(), {}, sorted_by=tuple(KEYS))
+    with pytest.raises(ValueError, match="'pre_pt_root_id' has missing values"):
+        write_batches(streamed, UPath(tmp_path / "out.parquet"))
+    assert list(tmp_path.iterdir()) == []
