@@ -28,6 +28,8 @@ What keeps the kept connections as safe as Dagster's fresh ones:
   use of a run's file, reads included, the connection checkpoints it (`PASSIVE`: never waits;
   with nothing to copy it leaves the file untouched), as closing the connection did: a write
   whose checkpoint a reader's snapshot held back is copied when that reader is done.
+- Disk: with connections kept, a write-ahead log is no longer deleted when its last
+  connection closes; `journal_size_limit` truncates it to `WAL_SIZE_LIMIT` after checkpoints.
 
 Used by the `dagster.yaml` that microns-assets writes for a new Dagster home (`storage: custom:`);
 it overrides the storages' private `_connect`/`connect`/`has_table` of dagster 1.13 (pinned in
@@ -62,6 +64,9 @@ from sqlalchemy.pool import QueuePool
 #: Run shards whose engines (and open connections) are kept; least recently used ones go first.
 KEPT_RUN_ENGINES = 16
 
+#: Bytes a write-ahead log keeps on disk after a checkpoint (SQLite truncates it to this).
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+
 #: Every kept engine of this process, closed before a fork (see the module docstring).
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 #: Connections a forked child inherited still open: kept referenced so it never closes them.
@@ -91,6 +96,8 @@ def _on_connect(path: str, dbapi_connection, record) -> None:
         (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
         if str(mode).lower() == "wal":  # NORMAL is only corruption-safe in WAL mode
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # the log is no longer deleted when a last connection closes: bound what it keeps
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     finally:
         cursor.close()
 

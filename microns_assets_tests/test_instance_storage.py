@@ -141,6 +141,8 @@ def test_connections_are_kept_open_and_reused(tmp_path):
             raw = conn.connection.dbapi_connection
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+            limit = raw.execute("PRAGMA journal_size_limit").fetchone()[0]
+            assert limit == instance_storage.WAL_SIZE_LIMIT
         _log_line(instance, run_id, "second")
         with engine.connect() as conn:
             assert conn.connection.dbapi_connection is raw  # the same SQLite connection
