@@ -121,11 +121,11 @@ def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
         for start in starts * bins / n - 0.5:
             ax.axhline(start, **({"color": "black", "lw": 0.8} | style))
             ax.axvline(start, **({"color": "black", "lw": 0.8} | style))
-    edges = np.concatenate(([0], layer_starts, [len(order)]))
-    ticks = ((edges[:-1] + edges[1:]) / 2) * bins / n - 0.5
-    labels = [str(sorted_layer[e]) for e in edges[:-1]] if len(order) else []
-    if not len(order):
-        ticks = []
+    ticks, labels = [], []  # an empty connectome: no layers to name
+    if len(order):
+        edges = np.concatenate(([0], layer_starts, [len(order)]))
+        ticks = ((edges[:-1] + edges[1:]) / 2) * bins / n - 0.5
+        labels = [str(sorted_layer[e]) for e in edges[:-1]]
     ax.set_xticks(ticks, labels, fontsize=8, rotation=90)
     ax.set_yticks(ticks, labels, fontsize=8)
     ax.set_xlabel("postsynaptic cell (by layer, then cell type)")
