@@ -160,7 +160,7 @@ class QueryEngine:
 
     def query(self, version: int, tables: list, body: dict, row_cap: int) -> Result:
         """Run one query body against `tables` (one plain table, or `[[t, col], [ref, col]]`)."""
-        subset = self._matching(version, tables, body)
+        subset = self._matching(version, tables, body, select=True)
         requested = body.get("limit")
         limit = row_cap if requested is None else min(int(requested), row_cap)
         offset = int(body.get("offset") or 0)
@@ -174,16 +174,23 @@ class QueryEngine:
         Like the real server, every filter applies but neither the row cap nor `limit` does;
         `offset` still skips rows (SQL `count(*)` over the offset query).
         """
-        subset = self._matching(version, tables, body)
+        subset = self._matching(version, tables, body, select=False)
         return max(0, subset.num_rows - int(body.get("offset") or 0))
 
-    def _matching(self, version: int, tables: list, body: dict) -> pa.Table:
-        """The selected columns of every row the body's filters keep, before offset and limit."""
+    def _matching(self, version: int, tables: list, body: dict, *, select: bool) -> pa.Table:
+        """Every row the body's filters keep, before offset and limit.
+
+        With `select`, the selected columns; without, only the filtered ones (enough to count).
+        Only the columns needed are gathered, as a database reads only those it needs.
+        """
         for key in _UNSUPPORTED:
             if body.get(key):
                 raise QueryError(400, f"{key} is not supported by the microns_assets emulator")
         frame, maps = self.frame(version, tables)
         conditions = self._conditions(body, maps)
+        selected = self._selected(body, maps, frame.column_names) if select else []
+        filtered = {c[1] for c in conditions}
+        frame = frame.select([c for c in frame.column_names if c in filtered or c in selected])
 
         # The indexed `filter_in` with the fewest keys picks candidate rows; the rest filter them.
         indexed = [c for c in conditions if c[0] == "filter_in_dict" and c[1] in INDEXED]
@@ -202,7 +209,7 @@ class QueryEngine:
         if mask is not None:
             subset = subset.filter(mask)
 
-        return subset.select(self._selected(body, maps, subset.column_names))
+        return subset.select(selected)
 
     @staticmethod
     def _conditions(body: dict, maps: dict[str, dict[str, str]]) -> list[tuple[str, str, object]]:

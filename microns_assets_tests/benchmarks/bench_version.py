@@ -13,7 +13,7 @@ synapse query of a version builds the server's index), then, against that same p
    `download_synapse_data` between all units, merge), in its own virtualenv:
    `python3 -m venv ~/peer-venv && ~/peer-venv/bin/pip install microns-combiner==0.4.0`.
 Prints both times, the speed-up, our CPU share of the chunk stage, the pairs each job stored,
-and how many queries the server capped.
+and the emulator's own CPU time during each job (the server's share of the 2 cores).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import psutil
 
 from microns_assets.commands.dev import start_emulator
 from microns_assets.emulator import DATASTACK
@@ -50,6 +51,12 @@ def warm(url: str) -> float:
     conn.query(VERSION, table, Filters(isin={"post_pt_root_id": roots}))
     conn.count_rows(VERSION, table, Filters(isin={"post_pt_root_id": roots}))
     return time.perf_counter() - start
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def ours(url: str, work: Path, in_flight: int, dagster_storage: bool = False):
@@ -121,13 +128,18 @@ def main() -> None:
         print(f"emulator ready in {time.perf_counter() - start:.1f} s, warmed in {warm(url):.1f} s")
         with tempfile.TemporaryDirectory(prefix="bench-version-") as tmp:
             work = Path(tmp)
+            server = psutil.Process(emulator.pid)
+            before = cpu_seconds(server)
             report, pairs, synapses = ours(url, work, args.in_flight, args.dagster_storage)
+            server_ours = cpu_seconds(server) - before
             if not report.success:
                 raise SystemExit(f"our job failed: {report.failures}")
             peer_s = peer_pairs = None
             if not args.no_peer:
                 (work / "peer").mkdir()
+                before = cpu_seconds(server)
                 peer_s, peer_pairs = peer(args.peer_python, url, work / "peer")
+                server_peer = cpu_seconds(server) - before
     finally:
         emulator.terminate()
         emulator.wait(timeout=60)
@@ -139,8 +151,10 @@ def main() -> None:
             f"({share:.0%} of wall)"
         )
     print(f"  stored {pairs:,} pairs ({synapses:,} synapses)")
+    print(f"  the emulator's CPU during our job: {server_ours:.1f} s")
     if peer_s is not None:
         print(f"peer: {peer_s:.1f} s, stored {peer_pairs:,} pairs")
+        print(f"  the emulator's CPU during the peer's job: {server_peer:.1f} s")
         print(f"speed-up: {peer_s / report.seconds:.2f}x")
         if peer_pairs < pairs:
             lost = pairs - peer_pairs
