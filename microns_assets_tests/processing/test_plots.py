@@ -33,3 +33,25 @@ def test_connectome_png_is_a_png_and_survives_an_empty_matrix():
     assert connectome_png(matrix, cells).startswith(b"\x89PNG\r\n\x1a\n")
     empty = cells.iloc[:0]
     assert connectome_png(sp.csr_matrix((0, 0)), empty).startswith(b"\x89PNG")
+
+
+def test_log_colour_bars_are_labelled_in_plain_numbers():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import LogNorm
+
+    from microns_assets.processing.plots import _figure, _log_colorbar
+
+    fig, ax = _figure((4, 4))
+    image = ax.imshow(np.array([[1.0, 30.0], [500.0, 4000.0]]), norm=LogNorm(vmin=1, vmax=4000))
+    _log_colorbar(fig, image, ax, "synapses")
+    FigureCanvasAgg(fig).draw()
+    bar = fig.axes[-1].yaxis
+    low, high = bar.get_view_interval()
+
+    def shown(minor: bool) -> list[str]:
+        ticks = zip(bar.get_ticklocs(minor=minor), bar.get_ticklabels(minor=minor), strict=True)
+        return [label.get_text() for at, label in ticks if low <= at <= high and label.get_text()]
+
+    major, minor = shown(False), shown(True)
+    assert major == ["1", "10", "100", "1000"]  # decades, no mathtext ("$10^{2}$")
+    assert minor == []
