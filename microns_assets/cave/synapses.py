@@ -7,17 +7,19 @@ filter too, unless it is "every unit" or too long to send, in which case rows ar
 A capped answer is never kept: the batch is halved and each half queried again; a single post cell
 still over the cap is split by synapse `id` ranges (`complete.fetch_complete`). The pieces are
 disjoint sets of post cells or of ids, so no row can be lost or counted twice. With
-`verify_counts`, the server also counts each sub-batch's rows (one uncapped count query per sub-
-batch, same filters); a sub-batch whose rows differ from its count is downloaded again, and one
-that never matches raises `RowsLostError`, so a silently lossy answer is never returned. No Dagster
-imports.
+`verify_counts`, the server also counts each chunk's rows (one uncapped count query per chunk,
+same filters, sent beside its sub-batches); a chunk whose rows differ from its count has each of
+its sub-batches counted, and a sub-batch whose rows differ from its own count is downloaded again;
+one that never matches raises `RowsLostError`, so a silently lossy answer is never returned. No
+Dagster imports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -71,6 +73,10 @@ class DownloadStats:
         self.seconds += result.elapsed_s
 
 
+#: One try at a sub-batch: its pieces (more than one if capped and split) and what it took.
+_Fetched = tuple[list[pd.DataFrame], DownloadStats]
+
+
 @dataclass(frozen=True)
 class _SubBatches:
     """What every sub-batch of one download shares: where it queries, and what for."""
@@ -106,28 +112,66 @@ class _SubBatches:
         )  # fmt: skip
         return [complete.frame]
 
-    def verified(self, post: np.ndarray, stats: DownloadStats) -> list[pd.DataFrame]:
-        """One sub-batch; with counts on, fetched again until its rows equal the server's count."""
+    def count(self, post: np.ndarray) -> int:
+        """The server's count of the rows onto `post` (uncapped, same filters)."""
+        return self.conn.count_rows(self.version, self.table, self.filters(post))
 
-        def recounted() -> None:
-            stats.recounted += 1
+    def once(self, post: np.ndarray) -> _Fetched:
+        """One try at the rows onto `post`, and what it took."""
+        stats = DownloadStats(batches=1, batches_done=1)
+        pieces = self.fetch(post, stats)
+        stats.rows = sum(len(p) for p in pieces)
+        return pieces, stats
 
-        if stats.server_rows is None:
-            pieces = self.fetch(post, stats)
-        else:
-            expected = self.conn.count_rows(self.version, self.table, self.filters(post))
-            stats.count_queries += 1
-            pieces = until_counted(
-                lambda: self.fetch(post, stats),
-                lambda found: sum(len(p) for p in found),
-                expected,
-                attempts=self.attempts,
-                what=f"{self.table} (v{self.version}), synapses onto {post.size} post cells",
-                on_miss=recounted,
-            )
-            stats.server_rows += expected
-        stats.rows += sum(len(p) for p in pieces)
-        return pieces
+    def settle(self, subs: list[np.ndarray], tries: list[_Fetched], expected: int) -> DownloadStats:
+        """Make a chunk's sub-batches add up to the server's count of the chunk (`expected`).
+
+        Rows that add up are kept as they are. Otherwise each sub-batch is counted (a single one
+        has the chunk's count) and one whose rows differ is downloaded again, up to `attempts`
+        tries in all, in place in `tries`; `RowsLostError` if it never matches. Returns the
+        chunk's figures, every try's queries included.
+        """
+        extra = DownloadStats(server_rows=expected, count_queries=1)
+        if sum(stats.rows for _, stats in tries) == expected:
+            return extra
+        for i, post in enumerate(subs):
+            if len(subs) == 1:
+                wanted = expected
+            else:
+                wanted = self.count(post)
+                extra.count_queries += 1
+            tries[i] = self._until_counted(post, tries[i], wanted, extra)
+        return extra
+
+    def _until_counted(
+        self, post: np.ndarray, first: _Fetched, wanted: int, extra: DownloadStats
+    ) -> _Fetched:
+        """`first`, or later tries at `post` until one has `wanted` rows.
+
+        Into `extra`: each miss, and the queries of the tries not kept.
+        """
+        tries = chain([first], iter(lambda: self.once(post), None))  # endless
+        spent: list[DownloadStats] = []
+
+        def next_try() -> _Fetched:
+            found = next(tries)
+            spent.append(found[1])
+            return found
+
+        def missed() -> None:
+            extra.recounted += 1
+
+        kept = until_counted(
+            next_try, lambda found: found[1].rows, wanted, attempts=self.attempts,
+            what=f"{self.table} (v{self.version}), synapses onto {post.size} post cells",
+            on_miss=missed,
+        )  # fmt: skip
+        for earlier in spent[:-1]:
+            extra.queries += earlier.queries
+            extra.capped += earlier.capped
+            extra.seconds += earlier.seconds
+            extra.splits_by_id += earlier.splits_by_id
+        return kept
 
 
 def download_synapses(
@@ -179,9 +223,10 @@ def download_chunks(
     are held in memory at once. `send_pre=False` (for a pre side that is every unit) filters
     pre cells locally instead of sending the list. Rows: `id`, roots, `size`, and centre
     positions in voxels when `individual`. `verify_counts` asks the server to count each
-    sub-batch's rows too; a sub-batch is tried up to `attempts` times (default: the
-    connection's `call_attempts`) to match its count. The first error stops the download
-    (pending sub-batches are cancelled) and is raised.
+    chunk's rows too (one count query per chunk, sent before its sub-batches); a chunk that does
+    not add up has its sub-batches counted, and each is tried up to `attempts` times (default:
+    the connection's `call_attempts`) to match its own count (`_SubBatches.settle`). The first
+    error stops the download (pending queries are cancelled) and is raised.
     """
     sendable = pre_roots is not None and send_pre and len(pre_roots) <= MAX_PRE_FILTER
     pre_send = np.asarray(pre_roots, dtype=np.int64) if sendable else None
@@ -189,22 +234,22 @@ def download_chunks(
     attempts = conn.settings.call_attempts if attempts is None else attempts
 
     batches = _SubBatches(conn, version, table, pre_send, columns, attempts)
-
-    def one(batch: np.ndarray) -> tuple[list[pd.DataFrame], DownloadStats]:
-        stats = DownloadStats(server_rows=0 if verify_counts else None, batches=1)
-        pieces = batches.verified(batch, stats)
-        stats.batches_done = 1
-        return pieces, stats
-
     plan: dict[str, list[np.ndarray]] = {}
     for key, roots in chunks.items():
         post = np.unique(np.asarray(roots, dtype=np.int64))
         plan[key] = [post[i : i + batch_size] for i in range(0, post.size, batch_size)]
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cave-synapses")
     try:
-        futures = {key: [pool.submit(one, b) for b in batches] for key, batches in plan.items()}
-        owner = {f: key for key, fs in futures.items() for f in fs}
-        left = {key: len(fs) for key, fs in futures.items()}
+        counts: dict[str, Future[int]] = {}
+        tries: dict[str, list[Future[_Fetched]]] = {}
+        for key, subs in plan.items():
+            if verify_counts and subs:  # sent first: the count is in before the rows
+                counts[key] = pool.submit(batches.count, np.concatenate(subs))
+            tries[key] = [pool.submit(batches.once, b) for b in subs]
+        owner = {f: key for key, fs in tries.items() for f in fs} | {
+            f: key for key, f in counts.items()
+        }
+        left = {key: len(fs) + (key in counts) for key, fs in tries.items()}
         for key in [k for k, n in left.items() if n == 0]:
             yield key, _empty(individual), DownloadStats(server_rows=0 if verify_counts else None)
         for future in as_completed(owner):
@@ -213,8 +258,12 @@ def download_chunks(
             left[key] -= 1
             if left[key]:
                 continue
-            done = [f.result() for f in futures.pop(key)]
-            stats = DownloadStats.total([s for _, s in done], verify_counts)
+            done = [f.result() for f in tries.pop(key)]
+            # settling (against the count) may replace tries in `done`
+            extra = (
+                [batches.settle(plan[key], done, counts.pop(key).result())] if key in counts else []
+            )
+            stats = DownloadStats.total([s for _, s in done] + extra, verify_counts)
             pieces = [p for found, _ in done for p in found]
             yield key, _assemble(pieces, pre_roots, pre_send, individual, table, version), stats
     finally:

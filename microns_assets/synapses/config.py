@@ -58,10 +58,10 @@ class SynapseConfig(dg.Config):
     batch_size: int = Field(500, gt=0, description="post cells per query (the seed's 500)")
     verify_counts: bool = Field(
         True,
-        description="ask the server to count each sub-batch's rows (one extra, uncapped count "
-        "query per batch_size post cells) and check that every counted row arrived "
-        "(check matches_server_count); false skips the counts, and the check warns that "
-        "nothing was verified",
+        description="ask the server to count each chunk's rows (one extra, uncapped count "
+        "query per chunk; per sub-batch only for a chunk that does not add up) and check "
+        "that every counted row arrived (check matches_server_count); false skips the counts, "
+        "and the check warns that nothing was verified",
     )
 
     force: bool = Field(

@@ -14,6 +14,12 @@ synapse query of a version builds the server's index), then, against that same p
    `python3 -m venv ~/peer-venv && ~/peer-venv/bin/pip install microns-combiner==0.4.0`.
 Prints both times, the speed-up, our CPU share of the chunk stage, the pairs each job stored,
 and the emulator's own CPU time during each job (the server's share of the 2 cores).
+
+With `--floor`, also the least any caveclient program must spend on the same downloads, for
+comparison with ours: plain `query_table` calls on `--in-flight` threads in this process
+(libraries imported before the clock, as the peer's clock does), the version's raw tables once
+each, then every synapse sub-batch of ours (the same post cells, 500 a query, the same
+columns); no counts, no checks, nothing kept, shaped or written, no Dagster.
 """
 
 from __future__ import annotations
@@ -88,6 +94,60 @@ def ours(url: str, work: Path, in_flight: int, dagster_storage: bool = False):
     return report, len(merged), int(merged["n_synapses"].sum())
 
 
+def floor(url: str, work: Path, in_flight: int) -> tuple[float, float, float]:
+    """The bare downloads of our job, as plain caveclient calls: (raw s, synapses s, CPU s)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import caveclient
+    import numpy as np
+
+    from microns_assets.processing.chunks import chunk_of
+    from microns_assets.storage import read_frame, read_provenance
+
+    version_dir = work / "data" / DATASTACK / f"v{VERSION}"
+    tables = []
+    for path in sorted((version_dir / "cave_raw").glob("*.parquet")):
+        source = read_provenance(path)
+        if source.get("present"):
+            tables.append(source["cave_table"])
+    units = read_frame(version_dir / "units.parquet", columns=["pt_root_id"])
+    roots = np.unique(units["pt_root_id"].dropna().to_numpy(np.int64))
+    roots = roots[roots != 0]
+    chunk = chunk_of(roots)
+    batches = [
+        post[i : i + 500] for c in range(32) for post in [roots[chunk == c]]
+        for i in range(0, post.size, 500)
+    ]  # fmt: skip
+    client = caveclient.CAVEclient(DATASTACK, server_address=url, write_server_cache=False)
+    mat = client.materialize
+    synapse_table = client.info.get_datastack_info()["synapse_table"]
+
+    def raw(table: str) -> int:
+        return len(
+            mat.query_table(
+                table, split_positions=True, materialization_version=VERSION, metadata=False
+            )
+        )
+
+    def synapses(post: np.ndarray) -> int:
+        return len(
+            mat.query_table(
+                synapse_table, filter_in_dict={"post_pt_root_id": post.tolist()},
+                select_columns=["id", "pre_pt_root_id", "post_pt_root_id", "size"],
+                split_positions=True, materialization_version=VERSION, metadata=False,
+            )
+        )  # fmt: skip
+
+    me = psutil.Process()
+    cpu = cpu_seconds(me)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(in_flight) as pool:
+        list(pool.map(raw, tables))
+        raw_s = time.perf_counter() - start
+        list(pool.map(synapses, batches))
+    return raw_s, time.perf_counter() - start - raw_s, cpu_seconds(me) - cpu
+
+
 def peer(python: Path, url: str, work: Path) -> tuple[float, int]:
     """The peer's job in its own process: (seconds, pairs stored)."""
     out = subprocess.run(
@@ -113,6 +173,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=4, help="MICRONS_CAVE_IN_FLIGHT")
     parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--floor", action="store_true", help="also time the bare downloads")
     parser.add_argument(
         "--dagster-storage", action="store_true", help="Dagster's own SQLite storage class"
     )
@@ -134,6 +195,7 @@ def main() -> None:
             server_ours = cpu_seconds(server) - before
             if not report.success:
                 raise SystemExit(f"our job failed: {report.failures}")
+            bare = floor(url, work, args.in_flight) if args.floor else None
             peer_s = peer_pairs = None
             if not args.no_peer:
                 (work / "peer").mkdir()
@@ -152,6 +214,12 @@ def main() -> None:
         )
     print(f"  stored {pairs:,} pairs ({synapses:,} synapses)")
     print(f"  the emulator's CPU during our job: {server_ours:.1f} s")
+    if bare is not None:
+        raw_s, synapses_s, cpu_s = bare
+        print(
+            f"floor (plain caveclient calls, nothing else): {raw_s + synapses_s:.1f} s "
+            f"(raw tables {raw_s:.1f} s, synapse sub-batches {synapses_s:.1f} s), {cpu_s:.1f} s CPU"
+        )
     if peer_s is not None:
         print(f"peer: {peer_s:.1f} s, stored {peer_pairs:,} pairs")
         print(f"  the emulator's CPU during the peer's job: {server_peer:.1f} s")

@@ -9,7 +9,7 @@ import requests
 
 from microns_assets.cave import Filters
 from microns_assets.cave.errors import RowsLostError
-from microns_assets.cave.synapses import MAX_PRE_FILTER, download_synapses
+from microns_assets.cave.synapses import MAX_PRE_FILTER, download_chunks, download_synapses
 from microns_assets.emulator import Faults
 from microns_assets_tests.conftest import connect
 
@@ -126,7 +126,7 @@ def test_lossy_server_drops_rows_from_answers_but_not_from_counts(emulator, syn,
     assert conn.count_rows(1300, SYN, filters) == truth
 
 
-def test_download_counts_every_sub_batch(emulator, syn, posts):
+def test_download_counts_each_chunk_once(emulator, syn, posts):
     emulator.server.row_cap = 1_000
     pre = syn["pre_pt_root_id"].drop_duplicates().iloc[::10].to_numpy(np.int64)
     assert pre.size <= MAX_PRE_FILTER  # sent as a filter, so counted with it
@@ -135,8 +135,8 @@ def test_download_counts_every_sub_batch(emulator, syn, posts):
         batch_size=25,
     )  # fmt: skip
     truth = syn[syn["post_pt_root_id"].isin(posts) & syn["pre_pt_root_id"].isin(pre)]
-    assert stats.capped > 0  # split queries are counted once, at the sub-batch
-    assert stats.count_queries == stats.batches == 3
+    assert stats.capped > 0  # split queries are counted once, with the whole chunk
+    assert stats.count_queries == 1 and stats.batches == 3
     assert stats.server_rows == stats.rows == len(truth) == len(rows)
     assert emulator.server.stats.queries == stats.queries + stats.count_queries
 
@@ -161,6 +161,31 @@ def test_a_batch_that_lost_rows_is_downloaded_again(emulator, syn, posts):
     assert stats.recounted > 0
     truth = syn[syn["post_pt_root_id"].isin(posts)]
     assert sorted(rows["id"]) == sorted(truth["id"])  # exactly the server's rows, none lost
+    # the chunk did not add up, so each of its 3 sub-batches was counted, and only those
+    # that missed their count were downloaded again
+    assert stats.count_queries == 1 + 3
+    assert stats.queries == 3 + stats.recounted < 3 * 2
+    assert emulator.server.stats.queries == stats.queries + stats.count_queries
+
+
+def test_chunks_are_counted_once_each_beside_their_sub_batches(emulator, syn, posts):
+    chunks = {"a": np.array(posts[:30]), "b": np.array(posts[30:]), "none": np.array([], int)}
+    found = {
+        key: (rows, stats)
+        for key, rows, stats in download_chunks(
+            connect(emulator), 1300, SYN, chunks, None, individual=True, batch_size=10
+        )
+    }
+    assert set(found) == set(chunks)
+    for key, post in chunks.items():
+        rows, stats = found[key]
+        truth = syn[syn["post_pt_root_id"].isin(post)]
+        assert sorted(rows["id"]) == sorted(truth["id"])
+        assert stats.server_rows == stats.rows == len(truth)
+        assert stats.batches == len(post) // 10
+        assert stats.count_queries == (1 if len(post) else 0)
+    total = sum(s.queries + s.count_queries for _, s in found.values())
+    assert emulator.server.stats.queries == total == 6 + 2
 
 
 def test_download_without_verification_sends_no_counts(emulator, posts):
