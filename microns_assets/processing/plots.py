@@ -12,6 +12,7 @@ every figure twice). No Dagster.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,13 @@ def _png(fig) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buffer)
     return buffer.getvalue()
+
+
+def warm() -> None:
+    """Import matplotlib and load its fonts: what a first picture spends before drawing."""
+    fig, ax = _figure((1.0, 1.0))
+    ax.set_title("warm")
+    _png(fig)
 
 
 def _log_colorbar(fig, image, ax, label: str, **options) -> None:
@@ -107,15 +115,28 @@ def block_sums(matrix, position: np.ndarray, bins: int) -> np.ndarray:
     return np.bincount(block, weights=coo.data, minlength=bins * bins).reshape(bins, bins)
 
 
-def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
-    """The connectome (synapses per pair, a sparse matrix over `cells`' rows) as a picture.
+@dataclass(frozen=True)
+class ConnectomeGrid:
+    """What the connectome picture shows: synapses summed in blocks, and where lines go.
 
-    Cells are ordered by layer, then cell type (`(none)` for a missing one), and binned into at most
-    `pixels` x `pixels` blocks of summed synapses (log colour scale); solid lines separate
-    layers, thin ones cell types within a layer.
+    Small (at most `pixels` x `pixels`), so a picture helper process gets it, not the matrix.
     """
-    from matplotlib.colors import LogNorm
 
+    grid: np.ndarray  # summed synapses per block, pre (rows) x post (columns)
+    layer_lines: np.ndarray  # block coordinates of layer boundaries
+    kind_lines: np.ndarray  # ... and of cell-type boundaries within a layer
+    ticks: np.ndarray  # block coordinates of the layer labels
+    labels: list[str]
+    units: int
+    pairs: int
+
+
+def connectome_grid(matrix, cells: pd.DataFrame, pixels: int = 400) -> ConnectomeGrid:
+    """The connectome (a sparse matrix over `cells`' rows) binned for its picture.
+
+    Cells are ordered by layer, then cell type (`(none)` for a missing one), and binned into at
+    most `pixels` x `pixels` blocks of summed synapses.
+    """
     layer = cells["layer"].astype("string").fillna("(none)").to_numpy(dtype=object)
     kind = cells["cell_type"].astype("string").fillna("(none)").to_numpy(dtype=object)
     order = np.lexsort((kind, layer))  # stable: by layer, then cell type
@@ -123,26 +144,52 @@ def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
     position[order] = np.arange(len(order))
     n = max(len(order), 1)
     bins = min(pixels, n)
-    grid = block_sums(matrix, position, bins)
-    fig, ax = _figure((6.5, 6.0), left=0.14, right=0.93, bottom=0.1, top=0.92)
-    image = ax.imshow(np.where(grid > 0, grid, np.nan), cmap="magma_r", interpolation="nearest",
-                      norm=LogNorm(vmin=1, vmax=max(grid.max(), 1)))  # fmt: skip
     sorted_layer, sorted_kind = layer[order], kind[order]
     layer_starts = np.flatnonzero(sorted_layer[1:] != sorted_layer[:-1]) + 1
     kind_starts = np.flatnonzero(sorted_kind[1:] != sorted_kind[:-1]) + 1
-    for starts, style in ((kind_starts, {"color": "grey", "lw": 0.3}), (layer_starts, {})):
-        for start in starts * bins / n - 0.5:
-            ax.axhline(start, **({"color": "black", "lw": 0.8} | style))
-            ax.axvline(start, **({"color": "black", "lw": 0.8} | style))
-    ticks, labels = [], []  # an empty connectome: no layers to name
+    ticks, labels = np.empty(0), []  # an empty connectome: no layers to name
     if len(order):
         edges = np.concatenate(([0], layer_starts, [len(order)]))
         ticks = ((edges[:-1] + edges[1:]) / 2) * bins / n - 0.5
         labels = [str(sorted_layer[e]) for e in edges[:-1]]
-    ax.set_xticks(ticks, labels, fontsize=8, rotation=90)
-    ax.set_yticks(ticks, labels, fontsize=8)
+    return ConnectomeGrid(
+        grid=block_sums(matrix, position, bins),
+        layer_lines=layer_starts * bins / n - 0.5,
+        kind_lines=kind_starts * bins / n - 0.5,
+        ticks=ticks,
+        labels=labels,
+        units=len(order),
+        pairs=int(matrix.nnz),
+    )
+
+
+def connectome_grid_png(blocks: ConnectomeGrid) -> bytes:
+    """The connectome picture of `connectome_grid`'s blocks, on a log colour scale.
+
+    Solid lines separate layers, thin ones cell types within a layer.
+    """
+    from matplotlib.colors import LogNorm
+
+    grid = blocks.grid
+    fig, ax = _figure((6.5, 6.0), left=0.14, right=0.93, bottom=0.1, top=0.92)
+    image = ax.imshow(np.where(grid > 0, grid, np.nan), cmap="magma_r", interpolation="nearest",
+                      norm=LogNorm(vmin=1, vmax=max(grid.max(initial=0), 1)))  # fmt: skip
+    for lines, style in (
+        (blocks.kind_lines, {"color": "grey", "lw": 0.3}),
+        (blocks.layer_lines, {}),
+    ):
+        for at in lines:
+            ax.axhline(at, **({"color": "black", "lw": 0.8} | style))
+            ax.axvline(at, **({"color": "black", "lw": 0.8} | style))
+    ax.set_xticks(blocks.ticks, blocks.labels, fontsize=8, rotation=90)
+    ax.set_yticks(blocks.ticks, blocks.labels, fontsize=8)
     ax.set_xlabel("postsynaptic cell (by layer, then cell type)")
     ax.set_ylabel("presynaptic cell")
-    ax.set_title(f"{len(order):,} units, {matrix.nnz:,} connected pairs", fontsize=10)
+    ax.set_title(f"{blocks.units:,} units, {blocks.pairs:,} connected pairs", fontsize=10)
     _log_colorbar(fig, image, ax, "synapses per block", shrink=0.8)
     return _png(fig)
+
+
+def connectome_png(matrix, cells: pd.DataFrame, pixels: int = 400) -> bytes:
+    """The connectome (synapses per pair, a sparse matrix over `cells`' rows) as a picture."""
+    return connectome_grid_png(connectome_grid(matrix, cells, pixels))

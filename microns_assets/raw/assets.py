@@ -17,6 +17,7 @@ import dagster as dg
 from microns_assets import catalogue
 from microns_assets.config import ROLES, VersionConfig, load_versions_config
 from microns_assets.partitions import mat_version
+from microns_assets.processing.painter import painter
 from microns_assets.provenance import provenance
 from microns_assets.raw import checks
 from microns_assets.raw.fetch import Fetched, fetch_static_table, fetch_table, source_facts
@@ -67,6 +68,9 @@ def expired_version(
     return expired
 
 
+UNITS = dg.AssetKey(catalogue.UNITS.key)
+
+
 def role_key(role: str) -> dg.AssetKey:
     """The asset key of a role's raw table."""
     return dg.AssetKey(catalogue.ROLE[role].key)
@@ -93,6 +97,9 @@ def download_raw_tables(context: dg.AssetExecutionContext, cave: CaveResource):
     """Download the selected roles' tables of a version concurrently, over one connection."""
     cfg = load_versions_config().get(int(context.partition_key))
     roles = [r for r in ROLES if role_key(r) in context.selected_asset_keys]
+    selection = context.run.asset_selection
+    if selection is None or UNITS in selection:  # its picture is drawn later in this run
+        painter().warm()  # matplotlib is imported by a helper process while we download
     with cave_errors_as_failures(context, cfg.retry):
         conn = cave.connection
         static = expired_version(context, cave, cfg)

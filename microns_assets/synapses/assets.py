@@ -15,7 +15,7 @@ from microns_assets import catalogue
 from microns_assets.carry_down import CARRY_DOWN
 from microns_assets.metadata import png_markdown
 from microns_assets.partitions import by_version, mat_version
-from microns_assets.processing.plots import connectivity_png
+from microns_assets.processing.painter import painter
 from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
 from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir, totals
@@ -117,7 +117,9 @@ def synapses(
                 "chunks": len(paths),
                 "mode": selection["mode"],
                 "synapses_by_class": dg.MetadataValue.md(matrix.to_markdown()),
-                "connectivity": png_markdown(connectivity_png(matrix), "synapses by cell class"),
+                "connectivity": png_markdown(
+                    painter().draw("connectivity_png", matrix), "synapses by cell class"
+                ),
             },
         )
     results = list(checks.rollup_results(streamed.written, chunk_totals, selection["mode"]))

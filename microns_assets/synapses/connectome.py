@@ -23,7 +23,8 @@ from microns_assets.analysis.connectivity import (
     unit_cells,
 )
 from microns_assets.metadata import png_markdown
-from microns_assets.processing.plots import connectome_png
+from microns_assets.processing.painter import painter
+from microns_assets.processing.plots import connectome_grid
 from microns_assets.storage import Connectome, read_frame
 
 KEY = dg.AssetKey(catalogue.CONNECTOME.key)
@@ -54,7 +55,10 @@ def build(
         "synapses": dg.MetadataValue.int(inside),
         "synapses_with_a_partner_outside_units": dg.MetadataValue.int(outside),
         "density": dg.MetadataValue.float(matrix.nnz / max(len(index), 1) ** 2),
-        "picture": png_markdown(connectome_png(matrix, cells), "connectome by layer and type"),
+        "picture": png_markdown(
+            painter().draw("connectome_grid_png", connectome_grid(matrix, cells)),
+            "connectome by layer and type",
+        ),
     }
     check = dg.AssetCheckResult(
         asset_key=KEY,

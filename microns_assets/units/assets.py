@@ -16,7 +16,7 @@ from microns_assets.config import ROLES
 from microns_assets.metadata import png_markdown
 from microns_assets.partitions import mat_version
 from microns_assets.processing import InputTableError, build_units
-from microns_assets.processing.plots import depth_profile_png
+from microns_assets.processing.painter import painter
 from microns_assets.provenance import provenance
 from microns_assets.units.checks import CHECK_SPECS, check_results
 
@@ -99,7 +99,9 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
             "functional_mode": config.functional,
             "l23_threshold": dg.MetadataValue.int(threshold),
             "units_by_layer_and_class": dg.MetadataValue.md(by_layer.to_markdown()),
-            "depth_profile": png_markdown(depth_profile_png(units, segments), "depth profile"),
+            "depth_profile": png_markdown(
+                painter().draw("depth_profile_png", units, segments), "depth profile"
+            ),
         },
     )
     yield dg.Output(

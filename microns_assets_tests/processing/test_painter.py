@@ -1,0 +1,118 @@
+"""`processing.painter`: pictures drawn by a helper process, the same as drawn in process."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from microns_assets.processing import plots
+from microns_assets.processing.painter import Painter, PictureError
+from microns_assets.processing.painter import painter as painter_of_this_process
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _classes() -> pd.DataFrame:
+    names = ["excitatory_neuron", "inhibitory_neuron"]
+    return pd.DataFrame([[120, 3], [45, 7]], index=names, columns=names)
+
+
+def _gone(pid: int, within_s: float = 20.0) -> bool:
+    """Whether the process has ended (exited, or a zombie nobody has reaped yet)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def painter():
+    made = Painter()
+    yield made
+    made.close()
+
+
+def test_a_warmed_helper_draws_the_pictures_this_process_would(painter):
+    painter.warm()
+    helper = painter.pid()
+    assert helper is not None and helper != os.getpid()
+    assert painter.draw("connectivity_png", _classes()) == plots.connectivity_png(_classes())
+    cells = pd.DataFrame({"layer": ["L2/3", "L4", None], "cell_type": ["23P", None, "BC"]})
+    matrix = sp.csr_matrix(np.array([[0, 2, 0], [1, 0, 0], [0, 0, 3]]))
+    grid = plots.connectome_grid(matrix, cells)
+    assert grid.grid.sum() == 6 and grid.labels == ["(none)", "L2/3", "L4"]
+    assert painter.draw("connectome_grid_png", grid) == plots.connectome_png(matrix, cells)
+    assert painter.pid() == helper  # one helper, kept for the next picture
+
+
+def test_without_a_helper_pictures_are_drawn_in_process(painter):
+    assert painter.draw("connectivity_png", _classes()) == plots.connectivity_png(_classes())
+    assert painter.pid() is None  # drawing alone starts no process
+
+
+def test_a_drawing_error_is_raised_here_with_the_helpers_traceback(painter):
+    painter.warm()
+    with pytest.raises(PictureError, match=r"(?s)connectivity_png failed.*Traceback.*to_numpy"):
+        painter.draw("connectivity_png", "not a matrix")
+    assert painter.draw("connectivity_png", _classes()).startswith(PNG)  # still serving
+    with pytest.raises(AttributeError):
+        painter.draw("no_such_picture")
+
+
+def test_a_dead_helper_costs_no_picture(painter):
+    painter.warm()
+    helper = painter.pid()
+    os.kill(helper, signal.SIGKILL)
+    assert _gone(helper)  # (not yet reaped: the painter notices when it draws)
+    assert painter.draw("connectivity_png", _classes()) == plots.connectivity_png(_classes())
+    assert painter.pid() is None
+    painter.warm()  # and a new one can be started
+    assert painter.pid() not in (None, helper)
+
+
+def test_the_helper_ends_with_the_process_that_started_it(tmp_path):
+    code = (
+        "import sys, time\n"
+        "from microns_assets.processing.painter import painter\n"
+        "painter().warm()\n"
+        "print(painter().pid(), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        helper = int(parent.stdout.readline())
+        os.kill(helper, 0)  # running
+    finally:
+        parent.kill()  # no chance to clean up: the helper must see its pipe close
+        parent.wait()
+    assert _gone(helper), "the picture helper outlived the process that started it"
+
+
+def test_a_forked_child_lets_go_of_its_parents_helper():
+    shared = painter_of_this_process()
+    shared.warm()
+    try:
+        helper = shared.pid()
+        child = os.fork()
+        if child == 0:  # the child: not its helper; it draws in process
+            ok = shared.pid() is None and shared.draw("connectivity_png", _classes())[:8] == PNG
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert shared.pid() == helper  # the parent's helper still serves the parent
+        assert shared.draw("connectivity_png", _classes()) == plots.connectivity_png(_classes())
+    finally:
+        shared.close()
