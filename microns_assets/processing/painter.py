@@ -5,7 +5,9 @@ import (~0.5 s) and the drawing. `painter().warm()`, called where a run starts t
 precedes a picture, starts `python -m microns_assets.processing.painter` on the other core,
 which imports matplotlib while the run downloads; `painter().draw("depth_profile_png", ...)`
 then sends the function's name and arguments (pickled, through a pipe) and gets the PNG back.
-The functions are those of `processing.plots`, the same bytes as drawn in process.
+The functions are those of `processing.plots`, the same bytes as drawn in process. `submit`
+asks for a picture without waiting, so that the run's process goes on with other work (a
+DuckDB sort, say) while the helper draws; its `result()` waits for the bytes.
 
 If the helper cannot be started or dies, the picture is drawn in this process instead (a
 picture is never lost to the helper); an error of the drawing itself is raised here, with the
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections import deque
 from contextlib import suppress
 from typing import Any
 
@@ -34,6 +37,21 @@ class PictureError(RuntimeError):
     """Drawing a picture failed in the helper process (its traceback is in the message)."""
 
 
+class Pending:
+    """A picture asked for: `result()` waits for its PNG bytes."""
+
+    def __init__(self, painter: Painter, name: str, args: tuple) -> None:
+        self._painter, self.name, self.args = painter, name, args
+        self.answer: tuple[bool, Any] | None = None  # None: not answered (drawn here if never)
+
+    def result(self) -> bytes:
+        """The picture's PNG bytes (`PictureError` if the helper failed to draw it)."""
+        ok, value = self._painter._collect(self)
+        if not ok:
+            raise PictureError(f"drawing {self.name} failed in the picture helper:\n{value}")
+        return getattr(plots, self.name)(*self.args) if value is None else value
+
+
 class Painter:
     """One helper process for this process's pictures (see the module docstring)."""
 
@@ -41,6 +59,7 @@ class Painter:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._owner = 0  # the pid that started the helper
+        self._asked: deque[Pending] = deque()  # sent to the helper, answers not yet read
 
     def warm(self) -> None:
         """Start the helper now (if it is not running), so that it is ready when needed."""
@@ -48,21 +67,35 @@ class Painter:
             if self._running() is None:
                 self._start()
 
-    def draw(self, name: str, *args: Any) -> bytes:
-        """PNG bytes of `plots.<name>(*args)`: by the helper if one was warmed, else here."""
-        function = getattr(plots, name)  # a name plots does not have fails here, not there
-        ok, value = True, None
+    def submit(self, name: str, *args: Any) -> Pending:
+        """Ask for `plots.<name>(*args)` without waiting: to the helper if one was warmed."""
+        getattr(plots, name)  # a name plots does not have fails here, not there
+        pending = Pending(self, name, args)
         with self._lock:
             process = self._running()
             if process is not None:
                 try:
                     _send(process.stdin, (name, args))
-                    ok, value = _receive(process.stdout)
-                except (OSError, EOFError, ValueError, pickle.PickleError):
+                    self._asked.append(pending)
+                except (OSError, ValueError, pickle.PickleError):
                     self._forget()  # drawn here instead
-        if not ok:
-            raise PictureError(f"drawing {name} failed in the picture helper:\n{value}")
-        return function(*args) if value is None else value
+        return pending
+
+    def draw(self, name: str, *args: Any) -> bytes:
+        """PNG bytes of `plots.<name>(*args)`: by the helper if one was warmed, else here."""
+        return self.submit(name, *args).result()
+
+    def _collect(self, pending: Pending) -> tuple[bool, Any]:
+        """`pending`'s answer, reading the helper's answers in order until it is in."""
+        with self._lock:
+            while pending.answer is None and pending in self._asked:
+                try:
+                    answer = _receive(self._process.stdout)
+                except (OSError, EOFError, ValueError, pickle.PickleError):
+                    self._forget()  # what was asked is drawn here instead
+                    break
+                self._asked.popleft().answer = answer
+        return pending.answer or (True, None)
 
     def close(self) -> None:
         """End the helper (it exits when its pipe closes)."""
@@ -102,6 +135,7 @@ class Painter:
 
     def _forget(self) -> None:
         """Drop a helper that is dead, broken or another process's (a fork's parent's)."""
+        self._asked.clear()  # their answers will not come: drawn in process
         process, self._process = self._process, None
         if process is None:
             return

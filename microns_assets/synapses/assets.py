@@ -105,6 +105,7 @@ def synapses(
         totals=chunk_totals,
     )
     context.log.info(f"v{version}: rolling up {len(paths)} chunks, {chunk_totals}")
+    picture = painter().submit("connectivity_png", matrix)  # drawn while DuckDB sorts
     with spill_dir(paths) as spill:  # the IO manager writes the stream before we resume
         reader = sorted_batches(paths, order, temp_dir=spill)
         tally = checks.tallied_columns(selection["mode"])
@@ -117,9 +118,7 @@ def synapses(
                 "chunks": len(paths),
                 "mode": selection["mode"],
                 "synapses_by_class": dg.MetadataValue.md(matrix.to_markdown()),
-                "connectivity": png_markdown(
-                    painter().draw("connectivity_png", matrix), "synapses by cell class"
-                ),
+                "connectivity": png_markdown(picture.result(), "synapses by cell class"),
             },
         )
     results = list(checks.rollup_results(streamed.written, chunk_totals, selection["mode"]))

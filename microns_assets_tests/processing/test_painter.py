@@ -58,6 +58,29 @@ def test_a_warmed_helper_draws_the_pictures_this_process_would(painter):
     assert painter.pid() == helper  # one helper, kept for the next picture
 
 
+def test_pictures_asked_for_together_each_get_their_own(painter):
+    painter.warm()
+    small = _classes().iloc[:1, :1]
+    first = painter.submit("connectivity_png", _classes())
+    second = painter.submit("connectivity_png", small)
+    failing = painter.submit("connectivity_png", "not a matrix")
+    third = painter.submit("connectivity_png", small * 10)
+    # collected out of order: each answer goes to its own request
+    assert third.result() == plots.connectivity_png(small * 10)
+    with pytest.raises(PictureError):
+        failing.result()
+    assert first.result() == plots.connectivity_png(_classes())
+    assert second.result() == plots.connectivity_png(small)
+    assert second.result() == plots.connectivity_png(small)  # asked again: the same answer
+
+
+def test_pictures_asked_for_when_the_helper_dies_are_drawn_here(painter):
+    painter.warm()
+    pending = painter.submit("connectivity_png", _classes())
+    os.kill(painter.pid(), signal.SIGKILL)
+    assert pending.result() == plots.connectivity_png(_classes())
+
+
 def test_without_a_helper_pictures_are_drawn_in_process(painter):
     assert painter.draw("connectivity_png", _classes()) == plots.connectivity_png(_classes())
     assert painter.pid() is None  # drawing alone starts no process
