@@ -63,6 +63,18 @@ def connectivity_matrix(
     aggregated table, or one per row of an individual one), `size` (summed synapse size) or
     `binary` (1 for a connected pair). Synapses from or onto cells outside `units` are left out.
     """
+    matrix, index, _ = connectivity_with_outside(units, synapses, weight)
+    return matrix, index
+
+
+def connectivity_with_outside(
+    units: pd.DataFrame, synapses: pd.DataFrame, weight: str = "n_synapses"
+) -> tuple[sp.csr_matrix, pd.Index, np.ndarray]:
+    """`connectivity_matrix`, and which synapse rows it left out (a partner outside `units`).
+
+    The same test as `synapses_outside`, from the positions the matrix is built with (one
+    lookup of each side's ids instead of two).
+    """
     import scipy.sparse as sp
 
     if weight not in WEIGHTS:
@@ -82,7 +94,7 @@ def connectivity_matrix(
     matrix = sp.coo_matrix((values, (pre, post)), shape=(n, n)).tocsr()  # duplicates summed
     if weight == "binary":
         matrix.data[:] = 1
-    return matrix, index
+    return matrix, index, ~inside
 
 
 def unit_cells(units: pd.DataFrame) -> pd.DataFrame:

@@ -18,8 +18,7 @@ from microns_assets import catalogue
 from microns_assets.analysis.connectivity import (
     POST,
     PRE,
-    connectivity_matrix,
-    synapses_outside,
+    connectivity_with_outside,
     unit_cells,
 )
 from microns_assets.metadata import png_markdown
@@ -44,9 +43,9 @@ def build(
     columns = [PRE, POST, *(["n_synapses"] if counted else [])]
     synapses = read_frame(synapses_file, columns=columns)
     cells = unit_cells(units)
-    matrix, index = connectivity_matrix(cells, synapses, weight="n_synapses")
+    matrix, index, left_out = connectivity_with_outside(cells, synapses, weight="n_synapses")
     weights = synapses["n_synapses"].to_numpy(np.int64) if counted else np.ones(len(synapses))
-    outside = int(weights[synapses_outside(index, synapses)].sum())
+    outside = int(weights[left_out].sum())
     inside = int(matrix.sum())
     connectome = Connectome(matrix, index, provenance)
     metadata = {

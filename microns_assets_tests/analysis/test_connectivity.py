@@ -12,6 +12,7 @@ from microns_assets.analysis import (
     synapses_outside,
     unit_cells,
 )
+from microns_assets.analysis.connectivity import connectivity_with_outside
 
 UNITS = pd.DataFrame({"pt_root_id": [30, 10, 20], "layer": ["L4", "L2/3", "L5"]})
 #: aggregated (one row per pair) as `load("synapses", v)` gives it; 99 is not a unit
@@ -111,3 +112,20 @@ def test_unit_cells_one_row_per_segment_in_order():
     synapses = pd.DataFrame({"pre_pt_root_id": [30, 10, 99], "post_pt_root_id": [10, 77, 30]})
     index = pd.Index(cells["pt_root_id"].astype("int64"))
     assert synapses_outside(index, synapses).tolist() == [False, True, True]
+
+
+def test_the_rows_a_matrix_leaves_out_are_those_with_a_partner_outside():
+    units = pd.DataFrame({"pt_root_id": [30, 10, 20]})
+    synapses = pd.DataFrame(
+        {
+            "pre_pt_root_id": [30, 10, 99, 20, 30],
+            "post_pt_root_id": [10, 77, 30, 20, 10],
+            "n_synapses": [2, 5, 1, 4, 3],
+        }
+    )
+    matrix, index, left_out = connectivity_with_outside(units, synapses)
+    assert left_out.tolist() == [False, True, True, False, False]
+    assert left_out.tolist() == synapses_outside(index, synapses).tolist()
+    # every synapse is in the matrix or left out, once
+    assert matrix.sum() + synapses["n_synapses"][left_out].sum() == synapses["n_synapses"].sum()
+    assert matrix.toarray().tolist() == [[0, 5, 0], [0, 0, 0], [0, 0, 4]]
