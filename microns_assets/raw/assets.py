@@ -23,6 +23,7 @@ from microns_assets.raw import checks
 from microns_assets.raw.fetch import Fetched, fetch_static_table, fetch_table, source_facts
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
 from microns_assets.roles import TableContentError, check_columns, empty_frame
+from microns_assets.units.assets import units_and_layers
 
 
 def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str, static: bool) -> Fetched:
@@ -68,9 +69,6 @@ def expired_version(
     return expired
 
 
-UNITS = dg.AssetKey(catalogue.UNITS.key)
-
-
 def role_key(role: str) -> dg.AssetKey:
     """The asset key of a role's raw table."""
     return dg.AssetKey(catalogue.ROLE[role].key)
@@ -97,9 +95,9 @@ def download_raw_tables(context: dg.AssetExecutionContext, cave: CaveResource):
     """Download the selected roles' tables of a version concurrently, over one connection."""
     cfg = load_versions_config().get(int(context.partition_key))
     roles = [r for r in ROLES if role_key(r) in context.selected_asset_keys]
-    selection = context.run.asset_selection
-    if selection is None or UNITS in selection:  # its picture is drawn later in this run
-        painter().warm()  # matplotlib is imported by a helper process while we download
+    plan = context.get_step_execution_context().plan_data.execution_plan
+    if units_and_layers.op.name in plan.step_keys_to_execute:  # in this process, after us:
+        painter().warm()  # a helper imports matplotlib for its picture while we download
     with cave_errors_as_failures(context, cfg.retry):
         conn = cave.connection
         static = expired_version(context, cave, cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
 
 import dagster as dg
@@ -11,6 +12,8 @@ import pytest
 from upath import UPath
 
 from microns_assets.partitions import VERSION_DIM
+from microns_assets.processing import plots
+from microns_assets.processing.painter import painter
 from microns_assets.raw.assets import raw_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.storage import read_frame, write_frame
@@ -168,3 +171,29 @@ def test_missing_column_is_a_clear_failure(workspace, scratch_version):
     assert not result.success
     message = failure_messages(result)
     assert "'cell_types' table has no column 'cell_type'" in message and "1718" in message
+
+
+def test_a_run_with_units_has_their_picture_drawn_by_a_helper_process(workspace):
+    instance, resources, base = workspace
+    painter().close()
+    try:
+        raw_only = dg.materialize(
+            raw_assets, partition_key="1300", resources=resources, instance=instance
+        )
+        assert raw_only.success and painter().pid() is None  # no picture in that run
+        both = dg.materialize(
+            [*raw_assets, units_and_layers],
+            partition_key="1300",
+            resources=resources,
+            instance=instance,
+        )
+        assert both.success
+        helper = painter().pid()
+        assert helper is not None and helper != os.getpid()  # started by the raw step
+        meta = metadata(both, "units")["depth_profile"].value
+        png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)\)", meta).group(1))
+        units = read_frame(base / "v1300" / "units.parquet")
+        segments = read_frame(base / "v1300" / "layer_segments.parquet")
+        assert png == plots.depth_profile_png(units, segments)  # as drawn in this process
+    finally:
+        painter().close()
