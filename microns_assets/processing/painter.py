@@ -7,7 +7,8 @@ which imports matplotlib while the run downloads; `painter().draw("depth_profile
 then sends the function's name and arguments (pickled, through a pipe) and gets the PNG back.
 The functions are those of `processing.plots`, the same bytes as drawn in process. `submit`
 asks for a picture without waiting, so that the run's process goes on with other work (a
-DuckDB sort, say) while the helper draws; its `result()` waits for the bytes.
+DuckDB sort, say) while the helper draws; its `result()` waits for the bytes. One picture is in
+the pipes at a time: asking for the next first reads the answer to the one before.
 
 If the helper cannot be started or dies, the picture is drawn in this process instead (a
 picture is never lost to the helper); an error of the drawing itself is raised here, with the
@@ -72,6 +73,9 @@ class Painter:
         getattr(plots, name)  # a name plots does not have fails here, not there
         pending = Pending(self, name, args)
         with self._lock:
+            # one request at a time in the pipes: a helper blocked writing a large answer
+            # nobody reads would never read a large request either
+            self._read_answers()
             process = self._running()
             if process is not None:
                 try:
@@ -88,14 +92,18 @@ class Painter:
     def _collect(self, pending: Pending) -> tuple[bool, Any]:
         """`pending`'s answer, reading the helper's answers in order until it is in."""
         with self._lock:
-            while pending.answer is None and pending in self._asked:
-                try:
-                    answer = _receive(self._process.stdout)
-                except (OSError, EOFError, ValueError, pickle.PickleError):
-                    self._forget()  # what was asked is drawn here instead
-                    break
-                self._asked.popleft().answer = answer
+            self._read_answers()
         return pending.answer or (True, None)
+
+    def _read_answers(self) -> None:
+        """Read the answers to what was asked (with the lock held)."""
+        while self._asked:
+            try:
+                answer = _receive(self._process.stdout)
+            except (OSError, EOFError, ValueError, pickle.PickleError):
+                self._forget()  # what was asked is drawn here instead
+                return
+            self._asked.popleft().answer = answer
 
     def close(self) -> None:
         """End the helper (it exits when its pipe closes)."""

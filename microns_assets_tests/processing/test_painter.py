@@ -74,6 +74,21 @@ def test_pictures_asked_for_together_each_get_their_own(painter):
     assert second.result() == plots.connectivity_png(small)  # asked again: the same answer
 
 
+def _noise(seed: int) -> plots.ConnectomeGrid:
+    grid = np.random.default_rng(seed).integers(1, 10_000, (400, 400)).astype(float)
+    empty = np.empty(0)
+    return plots.ConnectomeGrid(grid, empty, empty, empty, [], 400, 160_000)
+
+
+def test_large_pictures_asked_for_together_do_not_block_the_pipes(painter):
+    # a 1.3 MB request and a PNG answer of noise, each larger than a pipe's buffer
+    painter.warm()
+    first = painter.submit("connectome_grid_png", _noise(1))
+    second = painter.submit("connectome_grid_png", _noise(2))  # the helper is writing `first`
+    assert len(first.result()) > 100_000
+    assert second.result() == plots.connectome_grid_png(_noise(2))
+
+
 def test_pictures_asked_for_when_the_helper_dies_are_drawn_here(painter):
     painter.warm()
     pending = painter.submit("connectivity_png", _classes())
