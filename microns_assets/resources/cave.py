@@ -113,7 +113,9 @@ class CaveResource(dg.ConfigurableResource):
             backoff_factor_s=self.backoff_factor_s,
         )
         token = os.environ.get(self.token_env_var) or None
-        self._connection = shared_connection(
+        # an emulator of this run's own is at a new address every run: nothing to share
+        connect = CaveConnection if self._emulator is not None else shared_connection
+        self._connection = connect(
             CaveSettings(
                 datastack=self.datastack,
                 server_address=address,
@@ -182,6 +184,16 @@ def shared_connection(settings: CaveSettings) -> CaveConnection:
         if connection is None:
             connection = _SHARED[settings] = CaveConnection(settings)
         return connection
+
+
+def _forget_shared_in_child() -> None:
+    """A forked child makes connections of its own (its parent's sockets are not its own)."""
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()
+    _SHARED.clear()
+
+
+os.register_at_fork(after_in_child=_forget_shared_in_child)
 
 
 def retry_request(retry: RetrySettings, retry_number: int) -> dg.RetryRequested:

@@ -1,8 +1,11 @@
 """`resources.cave.CaveResource`: runs of one process share one connection per settings."""
 
+import os
+
 import dagster as dg
 
 from microns_assets.resources import CaveResource
+from microns_assets.resources.cave import shared_connection
 
 
 def _connection(resource: CaveResource):
@@ -27,3 +30,14 @@ def test_other_settings_get_a_connection_of_their_own(emulator):
     other = _connection(fewer)
     assert other is not one
     assert other.in_flight.limit == 1 and one.in_flight.limit == 4
+
+
+def test_a_forked_child_makes_connections_of_its_own(emulator):
+    parent = _connection(CaveResource(datastack=emulator.datastack, server_address=emulator.url))
+    assert shared_connection(parent.settings) is parent
+    child = os.fork()
+    if child == 0:  # the parent's sockets are not the child's to use
+        os._exit(0 if shared_connection(parent.settings) is not parent else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert shared_connection(parent.settings) is parent
