@@ -12,12 +12,13 @@ the pipes at a time: asking for the next first reads the answer to the one befor
 
 If the helper cannot be started or dies, the picture is drawn in this process instead (a
 picture is never lost to the helper); an error of the drawing itself is raised here, with the
-helper's traceback. The helper ends when its pipe closes: when this process ends, however it
-ends. A forked child starts a helper of its own. No Dagster imports.
+helper's traceback. The helper is ended when this process exits, and ends by itself when its
+pipe closes (this process killed). A forked child starts a helper of its own. No Dagster imports.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import struct
@@ -105,13 +106,17 @@ class Painter:
                 return
             self._asked.popleft().answer = answer
 
-    def close(self) -> None:
-        """End the helper (it exits when its pipe closes)."""
+    def close(self, kill: bool = False) -> None:
+        """End the helper: it exits when its pipe closes (`kill`: at once, busy or not)."""
         with self._lock:
+            self._asked.clear()
             process, self._process = self._process, None
             if process is not None and self._owner == os.getpid():
                 for pipe in (process.stdin, process.stdout):
-                    pipe.close()
+                    with suppress(OSError):
+                        pipe.close()
+                if kill:
+                    process.kill()
                 process.wait(timeout=30)
 
     def pid(self) -> int | None:
@@ -182,6 +187,8 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+# at exit, the helper goes with this process (even while still importing matplotlib)
+atexit.register(_PAINTER.close, kill=True)
 
 
 def painter() -> Painter:

@@ -139,6 +139,18 @@ def test_the_helper_ends_with_the_process_that_started_it(tmp_path):
     assert _gone(helper), "the picture helper outlived the process that started it"
 
 
+def test_a_process_that_exits_takes_its_helper_along_at_once():
+    # the helper is still importing matplotlib when its parent exits: killed and reaped by then
+    code = (
+        "from microns_assets.processing.painter import painter\n"
+        "painter().warm()\n"
+        "print(painter().pid(), flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    helper = int(done.stdout)
+    assert not Path(f"/proc/{helper}").exists()
+
+
 def test_a_forked_child_lets_go_of_its_parents_helper():
     shared = painter_of_this_process()
     shared.warm()
