@@ -14,7 +14,7 @@ PRE, POST = "pre_pt_root_id", "post_pt_root_id"
 WEIGHTS = ("n_synapses", "size", "binary")
 
 
-def _unit_index(units: pd.DataFrame) -> pd.Index:
+def unit_index(units: pd.DataFrame) -> pd.Index:
     """The units' root ids in their order; an error when one appears twice."""
     index = pd.Index(units["pt_root_id"].to_numpy(dtype=np.int64), name="pt_root_id")
     if not index.is_unique:
@@ -27,9 +27,9 @@ def _unit_index(units: pd.DataFrame) -> pd.Index:
     return index
 
 
-def _positions(index: pd.Index, ids: pd.Series) -> np.ndarray:
+def _positions(index: pd.Index, ids: pd.Series | np.ndarray) -> np.ndarray:
     """Each id's row in `index`, -1 for ids that are not units."""
-    return index.get_indexer(ids.to_numpy(dtype=np.int64))
+    return index.get_indexer(np.asarray(ids, dtype=np.int64))
 
 
 def remap_all_tables(units: pd.DataFrame, synapses: pd.DataFrame):
@@ -41,7 +41,7 @@ def remap_all_tables(units: pd.DataFrame, synapses: pd.DataFrame):
     the peer gives None). Vectorized: no dict over the ids. Returns `(units, synapses)`, new
     frames; the inputs are not modified.
     """
-    index = _unit_index(units)
+    index = unit_index(units)
     new_units = units.copy()
     new_units.insert(0, "id_remapped", np.arange(len(units), dtype=np.int64))
     new_synapses = synapses.rename(columns={PRE: "pre_id", POST: "post_id"})
@@ -75,26 +75,39 @@ def connectivity_with_outside(
     The same test as `synapses_outside`, from the positions the matrix is built with (one
     lookup of each side's ids instead of two).
     """
-    import scipy.sparse as sp
-
     if weight not in WEIGHTS:
         raise ValueError(f"unknown weight {weight!r}; use one of {list(WEIGHTS)}")
-    index = _unit_index(units)
-    pre, post = _positions(index, synapses[PRE]), _positions(index, synapses[POST])
-    inside = (pre >= 0) & (post >= 0)
     if weight == "size":
         values = synapses["size"].to_numpy(dtype=np.float64)
     elif weight == "n_synapses" and "n_synapses" in synapses.columns:
         values = synapses["n_synapses"].to_numpy(dtype=np.int64)
     else:
         values = np.ones(len(synapses), dtype=np.int64)
+    index = unit_index(units)
+    matrix, left_out = pair_matrix(index, synapses[PRE], synapses[POST], values)
+    if weight == "binary":
+        matrix.data[:] = 1
+    return matrix, index, left_out
+
+
+def pair_matrix(
+    index: pd.Index, pre: np.ndarray, post: np.ndarray, values: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """`values` summed per (pre, post) pair among the cells of `index`, and the pairs left out.
+
+    The arrays are one entry per synapse row: pre and post root ids and what each row adds
+    (its `n_synapses`, say). Rows and columns follow `index`; the second array says which rows
+    had a partner outside it.
+    """
+    import scipy.sparse as sp
+
+    pre, post = _positions(index, pre), _positions(index, post)
+    inside = (pre >= 0) & (post >= 0)
     if not inside.all():  # (no copies when every synapse is among the units, as by default)
         values, pre, post = values[inside], pre[inside], post[inside]
     n = len(index)
     matrix = sp.coo_matrix((values, (pre, post)), shape=(n, n)).tocsr()  # duplicates summed
-    if weight == "binary":
-        matrix.data[:] = 1
-    return matrix, index, ~inside
+    return matrix, ~inside
 
 
 def unit_cells(units: pd.DataFrame) -> pd.DataFrame:

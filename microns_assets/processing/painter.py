@@ -1,17 +1,20 @@
-"""Pictures drawn by a helper process, so matplotlib's import and drawing leave the run's process.
+"""Pictures (and the connectome) made by a helper process, on the core the run's process leaves.
 
 A run's process is busy on one core (Python holds one lock); a picture costs it matplotlib's
-import (~0.5 s) and the drawing. `painter().warm()`, called where a run starts the work that
-precedes a picture, starts `python -m microns_assets.processing.painter` on the other core,
-which imports matplotlib while the run downloads; `painter().draw("depth_profile_png", ...)`
-then sends the function's name and arguments (pickled, through a pipe) and gets the PNG back.
-The functions are those of `processing.plots`, the same bytes as drawn in process. `submit`
-asks for a picture without waiting, so that the run's process goes on with other work (a
-DuckDB sort, say) while the helper draws; its `result()` waits for the bytes. One picture is in
-the pipes at a time: asking for the next first reads the answer to the one before.
+import (~0.5 s) and the drawing, the connectome its reading and summing of every pair.
+`painter().warm()`, called where a run starts the work that precedes a picture, starts
+`python -m microns_assets.processing.painter` on the other core, which imports matplotlib
+while the run downloads; `painter().draw("depth_profile_png", ...)` then sends the function's
+name and arguments (pickled, through a pipe) and gets the PNG back.
+The functions are those of `processing.plots` (by bare name) and `connectome.build_connectome`
+(`processing.connectome`), giving the same results as in process. `submit` asks without
+waiting, so that the run's process goes on with other work (a DuckDB sort, say) while the
+helper works; its `result()` waits for that answer only. A courier thread carries the requests
+to the helper one at a time, in order, and reads each answer before sending the next (a helper
+blocked writing a large answer nobody reads would never read a large request either).
 
-If the helper cannot be started or dies, the picture is drawn in this process instead (a
-picture is never lost to the helper); an error of the drawing itself is raised here, with the
+If the helper cannot be started or dies, the work is done in this process instead (nothing is
+lost to the helper); an error of the work itself is raised here (`HelperError`), with the
 helper's traceback. The helper is ended when this process exits, and ends by itself when its
 pipe closes (this process killed). A forked child starts a helper of its own. No Dagster imports.
 """
@@ -21,37 +24,53 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import queue
 import struct
 import subprocess
 import sys
 import threading
 import traceback
-from collections import deque
 from contextlib import suppress
 from typing import Any
 
-from microns_assets.processing import plots
+from microns_assets.processing import connectome, plots
 
 _HEADER = struct.Struct("<Q")
+#: The modules whose functions the helper runs, by qualified name (`plots` by bare name too).
+_MODULES = {"plots": plots, "connectome": connectome}
 
 
-class PictureError(RuntimeError):
-    """Drawing a picture failed in the helper process (its traceback is in the message)."""
+class HelperError(RuntimeError):
+    """The work asked for failed in the helper process (its traceback is in the message)."""
+
+
+def _function(name: str):
+    """The function a request names: `connectome.build_connectome`, `connectivity_png`."""
+    module, _, function = name.rpartition(".")
+    return getattr(_MODULES[module or "plots"], function)
 
 
 class Pending:
-    """A picture asked for: `result()` waits for its PNG bytes."""
+    """Work asked for: `result()` waits for its answer (a picture's PNG bytes)."""
 
-    def __init__(self, painter: Painter, name: str, args: tuple) -> None:
-        self._painter, self.name, self.args = painter, name, args
-        self.answer: tuple[bool, Any] | None = None  # None: not answered (drawn here if never)
+    def __init__(self, name: str, args: tuple) -> None:
+        self.name, self.args = name, args
+        self._answered = threading.Event()
+        self._answer: tuple[bool, Any] | None = None  # None: no answer (done here instead)
 
-    def result(self) -> bytes:
-        """The picture's PNG bytes (`PictureError` if the helper failed to draw it)."""
-        ok, value = self._painter._collect(self)
+    def _settle(self, answer: tuple[bool, Any] | None) -> None:
+        self._answer = answer
+        self._answered.set()
+
+    def result(self) -> Any:
+        """The answer: the function's return value (`HelperError` if it failed in the helper)."""
+        self._answered.wait()
+        if self._answer is None:
+            return _function(self.name)(*self.args)
+        ok, value = self._answer
         if not ok:
-            raise PictureError(f"drawing {self.name} failed in the picture helper:\n{value}")
-        return getattr(plots, self.name)(*self.args) if value is None else value
+            raise HelperError(f"{self.name} failed in the helper process:\n{value}")
+        return value
 
 
 class Painter:
@@ -59,9 +78,10 @@ class Painter:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen | None = None  # None: no helper (work done here)
         self._owner = 0  # the pid that started the helper
-        self._asked: deque[Pending] = deque()  # sent to the helper, answers not yet read
+        self._requests: queue.SimpleQueue[tuple[Pending, bytes] | None] = queue.SimpleQueue()
+        self._courier: threading.Thread | None = None
 
     def warm(self) -> None:
         """Start the helper now (if it is not running), so that it is ready when needed."""
@@ -70,54 +90,36 @@ class Painter:
                 self._start()
 
     def submit(self, name: str, *args: Any) -> Pending:
-        """Ask for `plots.<name>(*args)` without waiting: to the helper if one was warmed."""
-        getattr(plots, name)  # a name plots does not have fails here, not there
-        pending = Pending(self, name, args)
+        """Ask for `<name>(*args)` without waiting: to the helper if one was warmed."""
+        _function(name)  # a name the helper does not know fails here, not there
+        pending = Pending(name, args)
         with self._lock:
-            # one request at a time in the pipes: a helper blocked writing a large answer
-            # nobody reads would never read a large request either
-            self._read_answers()
-            process = self._running()
-            if process is not None:
+            if self._running() is not None:
                 try:
-                    _send(process.stdin, (name, args))
-                    self._asked.append(pending)
-                except (OSError, ValueError, pickle.PickleError):
-                    self._forget()  # drawn here instead
+                    body = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:  # not picklable: done here (where a real error is raised)
+                    body = None
+                if body is not None:
+                    self._requests.put((pending, body))
+                    return pending
+        pending._settle(None)
         return pending
 
-    def draw(self, name: str, *args: Any) -> bytes:
-        """PNG bytes of `plots.<name>(*args)`: by the helper if one was warmed, else here."""
+    def draw(self, name: str, *args: Any) -> Any:
+        """`<name>(*args)` (a picture's PNG bytes): by the helper if one was warmed, else here."""
         return self.submit(name, *args).result()
 
-    def _collect(self, pending: Pending) -> tuple[bool, Any]:
-        """`pending`'s answer, reading the helper's answers in order until it is in."""
-        with self._lock:
-            self._read_answers()
-        return pending.answer or (True, None)
-
-    def _read_answers(self) -> None:
-        """Read the answers to what was asked (with the lock held)."""
-        while self._asked:
-            try:
-                answer = _receive(self._process.stdout)
-            except (OSError, EOFError, ValueError, pickle.PickleError):
-                self._forget()  # what was asked is drawn here instead
-                return
-            self._asked.popleft().answer = answer
-
     def close(self, kill: bool = False) -> None:
-        """End the helper: it exits when its pipe closes (`kill`: at once, busy or not)."""
+        """End the helper once what was asked is answered (`kill`: at once, busy or not)."""
         with self._lock:
-            self._asked.clear()
-            process, self._process = self._process, None
-            if process is not None and self._owner == os.getpid():
-                for pipe in (process.stdin, process.stdout):
-                    with suppress(OSError):
-                        pipe.close()
-                if kill:
-                    process.kill()
-                process.wait(timeout=30)
+            process, courier = self._process, self._courier
+            if process is None or self._owner != os.getpid():
+                return
+            self._requests.put(None)  # the courier ends after what was asked before
+        if kill:
+            process.kill()
+        if courier is not None:
+            courier.join(timeout=60)
 
     def pid(self) -> int | None:
         """The helper's process id, if one runs for this process."""
@@ -125,56 +127,96 @@ class Painter:
         return process.pid if process is not None and self._owner == os.getpid() else None
 
     def _running(self) -> subprocess.Popen | None:
-        """This process's helper if it is alive; a dead or inherited one is let go."""
+        """This process's helper if it is alive (with the lock held); a dead one is let go."""
         process = self._process
-        if process is not None and self._owner == os.getpid() and process.poll() is None:
+        if process is None or self._owner != os.getpid():
+            return None
+        if process.poll() is None:
             return process
-        self._forget()
+        self._process = None
+        self._requests.put(None)  # its courier closes the pipes and ends
         return None
 
     def _start(self) -> None:
         try:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", __name__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                bufsize=0,  # raw pipes: no buffer lock a forked child could inherit taken
                 close_fds=True,
                 # the modules this process imports, wherever they were found
                 env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             )
         except OSError:
             return  # no helper: pictures are drawn in process
-        self._owner = os.getpid()
+        self._process, self._owner = process, os.getpid()
+        self._requests = queue.SimpleQueue()
+        self._courier = threading.Thread(
+            target=self._carry, args=(process, self._requests), name="painter", daemon=True
+        )
+        self._courier.start()
 
-    def _forget(self) -> None:
-        """Drop a helper that is dead, broken or another process's (a fork's parent's)."""
-        self._asked.clear()  # their answers will not come: drawn in process
-        process, self._process = self._process, None
-        if process is None:
-            return
-        for pipe in (process.stdin, process.stdout):
-            with suppress(OSError):
-                pipe.close()
-        if self._owner == os.getpid():
-            process.kill()
-            process.wait(timeout=30)
+    def _carry(self, process: subprocess.Popen, requests: queue.SimpleQueue) -> None:
+        """The courier: each request to the helper and its answer back, in order, until closed.
+
+        When the helper dies or a pipe breaks, it lets the helper go and settles what is still
+        asked without an answer (done in process); it always ends the helper it carried for.
+        """
+        item = None
+        try:
+            while (item := requests.get()) is not None:
+                pending, body = item
+                _write_all(process.stdin, _HEADER.pack(len(body)) + body)
+                pending._settle(_receive(process.stdout))
+        except (OSError, EOFError, ValueError, pickle.PickleError):
+            pass  # the helper died or its pipes broke: what is left is done in process
+        finally:
+            with self._lock:
+                if self._process is process:
+                    self._process = None
+                left = [item] if item is not None else []
+                with suppress(queue.Empty):
+                    while True:
+                        left.append(requests.get_nowait())
+            for pipe in (process.stdin, process.stdout):
+                with suppress(OSError):
+                    pipe.close()  # the helper exits when its requests pipe closes
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+            for pending, _ in filter(None, left):
+                pending._settle(None)
+
+
+def _write_all(pipe, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[pipe.write(view) :]
+    pipe.flush()
+
+
+def _read_exactly(pipe, size: int) -> bytearray:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = pipe.readinto(view[got:])
+        if not n:
+            raise EOFError("the helper closed its pipe")
+        got += n
+    return buffer
 
 
 def _send(pipe, message: object) -> None:
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    pipe.write(_HEADER.pack(len(body)) + body)
-    pipe.flush()
+    _write_all(pipe, _HEADER.pack(len(body)) + body)
 
 
 def _receive(pipe) -> Any:
-    header = pipe.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        raise EOFError("the picture helper closed its pipe")
-    (size,) = _HEADER.unpack(header)
-    body = pipe.read(size)
-    if len(body) < size:
-        raise EOFError("the picture helper's answer was cut")
-    return pickle.loads(body)
+    (size,) = _HEADER.unpack(_read_exactly(pipe, _HEADER.size))
+    return pickle.loads(_read_exactly(pipe, size))
 
 
 _PAINTER = Painter()
@@ -182,8 +224,12 @@ _PAINTER = Painter()
 
 def _after_fork_in_child() -> None:
     """A forked child lets go of its parent's helper (its copies of the pipes are closed)."""
-    _PAINTER._lock = threading.Lock()
-    _PAINTER._forget()
+    process = _PAINTER._process
+    _PAINTER.__init__()
+    if process is not None:
+        for pipe in (process.stdin, process.stdout):
+            with suppress(OSError):
+                pipe.close()  # raw pipes: closing takes no lock the parent's courier held
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -197,17 +243,18 @@ def painter() -> Painter:
 
 
 def _serve() -> None:
-    """The helper: import matplotlib, then draw what comes in until the pipe closes."""
+    """The helper: import matplotlib (and scipy), then do what comes in until the pipe closes."""
     requests, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing but answers goes down the pipe
     plots.warm()
+    connectome.warm()
     while True:
         try:
             name, args = _receive(requests)
         except EOFError:
             return
         try:
-            answer = (True, getattr(plots, name)(*args))
+            answer = (True, _function(name)(*args))
         except Exception:  # reported to the caller, who raises it
             answer = (False, traceback.format_exc())
         _send(answers, answer)

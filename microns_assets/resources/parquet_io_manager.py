@@ -90,6 +90,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                     "path": dg.MetadataValue.path(str(written.path)),
                     "size_bytes": dg.MetadataValue.int(written.bytes),
                     "provenance": dg.MetadataValue.json(obj.provenance),
+                    **(obj.later() if obj.later is not None else {}),
                 }
             )
             return
@@ -98,6 +99,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             written = write_batches(obj, path)
             head = _head(path) if written.rows else pd.DataFrame()
             metadata = _file_metadata(written, head, len(obj.reader.schema), obj.provenance)
+            metadata.update(obj.later() if obj.later is not None else {})
         else:
             metadata = self.store(context.asset_key, context.partition_key, obj)
         context.add_output_metadata(metadata)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -133,6 +134,36 @@ def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
     raw = (table.schema.metadata or {}).get(PROVENANCE_KEY)
     frame.attrs["provenance"] = json.loads(raw) if raw else {}
     return frame
+
+
+def read_columns(paths: list[UPath], columns: list[str]) -> dict[str, np.ndarray]:
+    """The named columns of `paths`, one file after the other, as numpy arrays.
+
+    For numeric columns without missing values (e.g. a version's chunk files' cell ids): no
+    frame, no provenance, no copy beyond joining the files (~3x faster than `read_frame` per file
+    and joining the frames).
+
+    Raises:
+        ValueError: a file lacks a column, or a column has missing values.
+    """
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+    for path in paths:
+        with _open_parquet(path) as file:
+            unknown = [c for c in columns if c not in file.schema_arrow.names]
+            if unknown:
+                raise ValueError(f"{path} has no column(s) {unknown}")
+            try:
+                table = file.read(columns=columns, use_threads=False)
+            except (pa.ArrowInvalid, OSError) as err:
+                raise CorruptFileError(
+                    f"{path} is damaged ({err}). Delete it and materialize that partition again."
+                ) from err
+        for column in columns:
+            values = table.column(column)
+            if values.null_count:
+                raise ValueError(f"{path}: column {column} has {values.null_count} missing values")
+            parts[column].append(values.to_numpy())
+    return {c: np.concatenate(arrays) if arrays else np.empty(0) for c, arrays in parts.items()}
 
 
 def _to_pandas(table: pa.Table) -> pd.DataFrame:

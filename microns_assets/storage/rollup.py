@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -33,7 +33,9 @@ class Streamed:
     While it is written, `written` tallies what went into the file: `rows`, the sum of every
     column named in `tally`, and with `sorted_by` (the columns the stream is sorted by)
     `repeated_keys`, the rows whose values there equal the previous row's (duplicates are
-    neighbours in a sorted stream); once written, `path` is the file.
+    neighbours in a sorted stream); once written, `path` is the file. `later`, if given, is
+    called once the file is written for metadata that was not ready when the stream was handed
+    over (a picture drawn meanwhile).
     """
 
     reader: pa.RecordBatchReader
@@ -42,6 +44,7 @@ class Streamed:
     sorted_by: tuple[str, ...] = ()
     written: dict[str, int] = field(default_factory=dict)
     path: UPath | None = None
+    later: Callable[[], dict] | None = None
 
 
 class _Repeats:

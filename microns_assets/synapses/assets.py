@@ -2,9 +2,10 @@
 
 The roll-up streams all chunks of a version through DuckDB into one file sorted by (pre, post),
 in bounded memory. Only chunks that passed their blocking checks are ever stored, and the
-roll-up refuses chunk files of different selections or of another chunk code version. Once its
-file passed the roll-up check, the same step builds the version's `connectome`
-(`connectome.py`): one step, so a version stays three runs.
+roll-up refuses chunk files of different selections or of another chunk code version. The same
+step builds the version's `connectome` (`connectome.py`) from the same chunks, in the helper
+process while it sorts, and stores it once the merged file passed the roll-up check: one step,
+so a version stays three runs.
 """
 
 import dagster as dg
@@ -27,6 +28,7 @@ __all__ = ["synapse_chunks", "synapses"]
 
 _CHUNKS, _UNITS = dg.AssetKey(catalogue.SYNAPSE_CHUNKS.key), dg.AssetKey(catalogue.UNITS.key)
 _ROLLUP, _MATRIX = catalogue.SYNAPSES, catalogue.CONNECTOME
+_CLASS_PICTURE = "synapses by cell class"
 
 
 @dg.multi_asset(
@@ -65,7 +67,7 @@ def synapses(
 ):
     """All chunks of a version in one file, sorted by (pre, post); then its connectome.
 
-    The roll-up streams in bounded memory; the connectome is built from the file it wrote.
+    The roll-up streams in bounded memory; the connectome is built from the same chunks.
     """
     version = int(context.partition_key)
     paths = list(chunk_files.values())
@@ -89,6 +91,9 @@ def synapses(
             allow_retries=False,
         )
     selection = chunk_prov[0]["selection"]
+    # the helper builds the connectome from the chunks, then draws the class picture, while
+    # this process sums, sorts and writes them
+    matrix_of_chunks = connectome.submit(paths, unit_table, selection["mode"])
     order = ["pre_pt_root_id", "post_pt_root_id"]
     if selection["mode"] == "individual":
         order.append("id")
@@ -105,11 +110,17 @@ def synapses(
         totals=chunk_totals,
     )
     context.log.info(f"v{version}: rolling up {len(paths)} chunks, {chunk_totals}")
-    picture = painter().submit("connectivity_png", matrix)  # drawn while DuckDB sorts
+    picture = painter().submit("connectivity_png", matrix)  # (after the connectome)
     with spill_dir(paths) as spill:  # the IO manager writes the stream before we resume
         reader = sorted_batches(paths, order, temp_dir=spill)
         tally = checks.tallied_columns(selection["mode"])
-        streamed = Streamed(reader, prov, tally=tally, sorted_by=tuple(order))
+        streamed = Streamed(
+            reader,
+            prov,
+            tally=tally,
+            sorted_by=tuple(order),
+            later=lambda: {"connectivity": png_markdown(picture.result(), _CLASS_PICTURE)},
+        )  # fmt: skip  (the picture is attached once the file is written: drawn meanwhile)
         yield dg.Output(
             streamed,
             output_name=_ROLLUP.name,
@@ -118,7 +129,6 @@ def synapses(
                 "chunks": len(paths),
                 "mode": selection["mode"],
                 "synapses_by_class": dg.MetadataValue.md(matrix.to_markdown()),
-                "connectivity": png_markdown(picture.result(), "synapses by cell class"),
             },
         )
     results = list(checks.rollup_results(streamed.written, chunk_totals, selection["mode"]))
@@ -126,12 +136,10 @@ def synapses(
     if not all(r.passed for r in results):
         return  # a roll-up that failed its blocking check is not carried into a connectome
     written = streamed.written
-    built, metadata, check = connectome.build(
-        streamed.path,
-        unit_table,
-        selection["mode"],
+    built, metadata, check = connectome.finish(
+        matrix_of_chunks.result(),
         written["rows"] if selection["mode"] == "individual" else written["n_synapses"],
-        {**prov, "built_from": _ROLLUP.name, "weight": "n_synapses"},
+        {**prov, "built_from": _CHUNKS.to_user_string(), "weight": "n_synapses"},
     )
     yield dg.Output(built, output_name=_MATRIX.name, metadata=metadata)
     yield check

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from microns_assets.processing import plots
-from microns_assets.processing.painter import Painter, PictureError
+from microns_assets.processing.painter import HelperError, Painter
 from microns_assets.processing.painter import painter as painter_of_this_process
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -67,7 +68,7 @@ def test_pictures_asked_for_together_each_get_their_own(painter):
     third = painter.submit("connectivity_png", small * 10)
     # collected out of order: each answer goes to its own request
     assert third.result() == plots.connectivity_png(small * 10)
-    with pytest.raises(PictureError):
+    with pytest.raises(HelperError):
         failing.result()
     assert first.result() == plots.connectivity_png(_classes())
     assert second.result() == plots.connectivity_png(small)
@@ -89,6 +90,29 @@ def test_large_pictures_asked_for_together_do_not_block_the_pipes(painter):
     assert second.result() == plots.connectome_grid_png(_noise(2))
 
 
+def test_asking_never_waits_for_the_helper(painter):
+    # a helper that reads nothing (stopped): requests far larger than a pipe's buffer still
+    # return at once (the courier waits, not the asker), and each answer comes once it resumes
+    painter.warm()
+    assert painter.draw("connectivity_png", _classes()).startswith(PNG)  # ready
+    os.kill(painter.pid(), signal.SIGSTOP)
+    try:
+        asked = []
+        asking = threading.Thread(
+            target=lambda: asked.extend(
+                painter.submit("connectome_grid_png", _noise(seed)) for seed in range(3)
+            )
+        )
+        asking.start()
+        asking.join(timeout=10)
+        assert not asking.is_alive() and len(asked) == 3
+        assert not any(pending._answered.is_set() for pending in asked)
+    finally:
+        os.kill(painter.pid(), signal.SIGCONT)
+    assert asked[0].result() == plots.connectome_grid_png(_noise(0))
+    assert asked[2].result() == plots.connectome_grid_png(_noise(2))
+
+
 def test_pictures_asked_for_when_the_helper_dies_are_drawn_here(painter):
     painter.warm()
     pending = painter.submit("connectivity_png", _classes())
@@ -103,7 +127,7 @@ def test_without_a_helper_pictures_are_drawn_in_process(painter):
 
 def test_a_drawing_error_is_raised_here_with_the_helpers_traceback(painter):
     painter.warm()
-    with pytest.raises(PictureError, match=r"(?s)connectivity_png failed.*Traceback.*to_numpy"):
+    with pytest.raises(HelperError, match=r"(?s)connectivity_png failed.*Traceback.*to_numpy"):
         painter.draw("connectivity_png", "not a matrix")
     assert painter.draw("connectivity_png", _classes()).startswith(PNG)  # still serving
     with pytest.raises(AttributeError):

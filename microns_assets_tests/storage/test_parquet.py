@@ -14,6 +14,7 @@ from microns_assets.storage import (
     CorruptFileError,
     MissingDataError,
     asset_path,
+    read_columns,
     read_frame,
     read_provenance,
     write_frame,
@@ -114,3 +115,27 @@ def test_reading_leaves_no_file_open_even_when_it_fails(tmp_path):
     # the error is still held, with its traceback: the file was closed before it rose
     assert "nope" in str(unknown.value)
     assert _open_descriptors_to(path) == 0
+
+
+def test_columns_of_several_files_are_read_one_after_the_other(tmp_path):
+    paths = [UPath(tmp_path) / f"{i}.parquet" for i in range(3)]
+    write_frame(pd.DataFrame({"a": BIG, "b": range(5), "c": list("vwxyz")}), paths[0], {})
+    write_frame(pd.DataFrame({"a": [7], "b": [8], "c": ["q"]}), paths[1], {})
+    write_frame(pd.DataFrame({"a": [], "b": [], "c": []}).astype("int64"), paths[2], {})
+    columns = read_columns(paths, ["b", "a"])
+    assert list(columns) == ["b", "a"]
+    assert columns["a"].tolist() == [*BIG, 7]  # 64-bit ids exactly
+    assert columns["a"].dtype == np.int64 and columns["b"].tolist() == [0, 1, 2, 3, 4, 8]
+    with pytest.raises(ValueError, match=r"has no column\(s\) \['d'\]"):
+        read_columns(paths, ["a", "d"])
+
+
+def test_columns_with_missing_values_or_from_damaged_files_are_refused(tmp_path):
+    path = UPath(tmp_path) / "x.parquet"
+    write_frame(pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64")}), path, {})
+    with pytest.raises(ValueError, match="1 missing values"):
+        read_columns([path], ["a"])
+    write_frame(pd.DataFrame({"a": range(1000)}), path, {})
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CorruptFileError, match="materialize that partition again"):
+        read_columns([path], ["a"])

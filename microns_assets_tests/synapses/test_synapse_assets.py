@@ -92,10 +92,15 @@ def test_default_selection_aggregated_equals_ground_truth(workspace, session_emu
     meta = events["synapses"]
     assert meta["total_synapses"].value == expected["count"].sum()
     assert "excitatory_neuron" in meta["synapses_by_class"].value
+    # drawn while the file was written, attached after it
+    assert meta["connectivity"].value.startswith("![synapses by cell class](data:image/png")
     # the same step built the connectome: every synapse among the units, one entry per pair
     matrix, index = read_connectome(workspace[2] / "connectome.npz")
     assert set(index) == set(units) and matrix.sum() == expected["count"].sum()
     assert matrix.nnz == len(expected)
+    rows = index.get_indexer(expected["pre_pt_root_id"])
+    columns = index.get_indexer(expected["post_pt_root_id"])
+    assert np.asarray(matrix[rows, columns]).ravel().tolist() == expected["count"].tolist()
     connectome = events["connectome"]
     assert connectome["connected_pairs"].value == len(expected)
     assert connectome["picture"].value.startswith("![connectome by layer and type](data:image/png")
@@ -125,6 +130,14 @@ def test_individual_synapses_of_a_selection(workspace, session_emulator):
     prov = merged.attrs["provenance"]
     assert prov["selection"]["post"] == {"sample": 150, "sample_seed": 4}
     assert prov["selection"]["mode"] == "individual"
+    # the connectome counts one synapse per row of an individual table
+    matrix, index = read_connectome(workspace[2] / "connectome.npz")
+    pairs = expected.groupby(["pre_pt_root_id", "post_pt_root_id"]).size().reset_index()
+    inside = pairs["pre_pt_root_id"].isin(index) & pairs["post_pt_root_id"].isin(index)
+    rows = index.get_indexer(pairs.loc[inside, "pre_pt_root_id"])
+    columns = index.get_indexer(pairs.loc[inside, "post_pt_root_id"])
+    assert matrix.nnz == inside.sum() > 0
+    assert np.asarray(matrix[rows, columns]).ravel().tolist() == pairs.loc[inside, 0].tolist()
 
 
 @pytest.mark.parametrize(
