@@ -6,7 +6,8 @@ key of the rows it did return: both halves then hold some of those rows, ranges 
 and disjoint ranges can neither lose nor duplicate a row. A single key value holding more rows
 than the cap cannot be split by this key and raises `IncompleteResultError`.
 
-A complete answer is then held against the server's own (uncapped) count of the same query:
+A complete answer is then held against the server's own (uncapped) count of the same query
+(asked while the rows download):
 `until_counted` fetches again while the rows differ and raises `RowsLostError` if they never
 match, so rows a server drops without an error are never stored either.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -146,13 +148,17 @@ def fetch_verified(
     downloads (default: the connection's `call_attempts`).
     """
     attempts = conn.settings.call_attempts if attempts is None else attempts
-    count = ServerCount(conn.count_rows(version, table))
     what = f"{table} (v{version})"
 
     def fetch() -> CompleteResult:
         return fetch_complete(conn, version, table, on_query=on_query)
 
-    result = fetch()
+    # the count is asked on a thread of its own while the rows download (the connection
+    # bounds the requests in flight); the rows are held against it only once both are in
+    with ThreadPoolExecutor(1, thread_name_prefix="cave-count") as counter:
+        counting = counter.submit(conn.count_rows, version, table)
+        result = fetch()
+        count = ServerCount(counting.result())
     joinable = None  # ids of the annotations whose target exists, when orphans were looked for
     if len(result.frame) < count.expected:
         target = conn.table_metadata(version, table).get("reference_table") or None

@@ -125,9 +125,9 @@ class CaveConnection:
             self._call(f"listing tables of version {version}", mat.get_tables, version=version)
         )
 
-    def check_table(self, version: int, table: str) -> str:
-        """Validate that `table` exists in `version`."""
-        tables = self.tables(version)
+    def check_table(self, version: int, table: str, tables: list[str] | None = None) -> str:
+        """Validate that `table` exists in `version` (`tables`: its tables, if already listed)."""
+        tables = self.tables(version) if tables is None else tables
         if table not in tables:
             raise errors.UnknownTableError(
                 f"Table {table!r} does not exist in version {version} of "

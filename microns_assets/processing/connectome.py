@@ -48,22 +48,3 @@ def build_connectome(paths: list[UPath], cells: pd.DataFrame, counted: bool) -> 
     matrix, left_out = pair_matrix(index, synapses[PRE], synapses[POST], weights)
     grid = plots.connectome_grid(matrix, cells)
     return BuiltConnectome(matrix, index, int(matrix.sum()), int(weights[left_out].sum()), grid)
-
-
-def warm() -> None:
-    """Build a connectome of three cells: what a first one spends on imports and first uses.
-
-    The helper does, before it is asked for the version's.
-    """
-    import tempfile
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    with tempfile.TemporaryDirectory(prefix="microns-warm-") as folder:
-        path = UPath(folder) / "pairs.parquet"
-        pq.write_table(pa.table({PRE: [1, 2], POST: [2, 3], "n_synapses": [1, 4]}), path.path)
-        cells = pd.DataFrame({"pt_root_id": [1, 2, 3], "layer": ["L4", "L4", None]})
-        built = build_connectome([path], cells.assign(cell_type=["23P", None, "BC"]), True)
-    plots.connectome_grid_png(built.grid)
-    plots.connectivity_png(pd.DataFrame([[3, 1], [0, 2]], index=["a", "b"], columns=["a", "b"]))

@@ -243,11 +243,10 @@ def painter() -> Painter:
 
 
 def _serve() -> None:
-    """The helper: import matplotlib (and scipy), then do what comes in until the pipe closes."""
+    """The helper: import matplotlib, then do what comes in until the pipe closes."""
     requests, answers = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr  # nothing but answers goes down the pipe
     plots.warm()
-    connectome.warm()
     while True:
         try:
             name, args = _receive(requests)

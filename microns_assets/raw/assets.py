@@ -10,7 +10,7 @@ CAVE lists as expired is read from its static dumps instead (`fetch_static_table
 frames, joined locally.
 """
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 import dagster as dg
 
@@ -26,14 +26,25 @@ from microns_assets.roles import TableContentError, check_columns, empty_frame
 from microns_assets.units.assets import units_and_layers
 
 
-def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str, static: bool) -> Fetched:
-    """Download one role's table of a version, verified (runs on a worker thread)."""
+def _fetch(
+    cave: CaveResource,
+    role: str,
+    cfg: VersionConfig,
+    stamp: str,
+    listed: Future[list[str]] | None,
+) -> Fetched:
+    """Download one role's table of a version, verified (runs on a worker thread).
+
+    `listed`: the version's tables, being listed; None when the version has expired (its
+    tables then come from its static dumps).
+    """
     version = cfg.version
-    conn = cave.connection
+    static = listed is None
+    tables = None if static else listed.result()
     table = cfg.table_for(role)
     note = None
     inherited = table is not None and cfg.inherited_from is not None and not static
-    if inherited and table not in conn.tables(version):
+    if inherited and table not in tables:
         note = f"{table} is not in v{version} (table map inherited from v{cfg.inherited_from})"
         table = None
     facts = {**source_facts(cave, version, stamp), "role": role, "cave_table": table}
@@ -46,7 +57,7 @@ def _fetch(cave: CaveResource, role: str, cfg: VersionConfig, stamp: str, static
     if static:
         target = cfg.table_for("nucleus")
         return fetch_static_table(cave, version, table, facts, target, validate=validate)
-    return fetch_table(cave, version, table, facts, validate=validate)
+    return fetch_table(cave, version, table, facts, validate=validate, tables=tables)
 
 
 def expired_version(
@@ -98,24 +109,30 @@ def download_raw_tables(context: dg.AssetExecutionContext, cave: CaveResource):
     plan = context.get_step_execution_context().plan_data.execution_plan
     if units_and_layers.op.name in plan.step_keys_to_execute:  # in this process, after us:
         painter().warm()  # a helper imports matplotlib for its picture while we download
-    with cave_errors_as_failures(context, cfg.retry):
+    with (
+        cave_errors_as_failures(context, cfg.retry),
+        ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-raw") as pool,
+    ):
         conn = cave.connection
+        # the version's record and tables are asked while it is checked: one wait, not three
+        metadata = pool.submit(conn.version_metadata, cfg.version)
+        listed = pool.submit(conn.tables, cfg.version)
         static = expired_version(context, cave, cfg)
-        stamp = conn.version_metadata(cfg.version)["time_stamp"].isoformat()
+        stamp = metadata.result()["time_stamp"].isoformat()
         if static:
             context.log.info(f"v{cfg.version} has expired: reading its static dumps")
-        with ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-raw") as pool:
-            futures = {pool.submit(_fetch, cave, role, cfg, stamp, static): role for role in roles}
-            for future in as_completed(futures):
-                role = futures[future]
-                try:
-                    got = future.result()
-                except TableContentError as err:
-                    raise dg.Failure(str(err), allow_retries=False) from err
-                for level, message in got.log:
-                    getattr(context.log, level)(message)
-                yield dg.Output(got.frame, output_name=role, metadata=got.metadata)
-                yield from checks.check_results(role_key(role), got.frame, got.table, got.count)
+        tables = None if static else listed
+        futures = {pool.submit(_fetch, cave, role, cfg, stamp, tables): role for role in roles}
+        for future in as_completed(futures):
+            role = futures[future]
+            try:
+                got = future.result()
+            except TableContentError as err:
+                raise dg.Failure(str(err), allow_retries=False) from err
+            for level, message in got.log:
+                getattr(context.log, level)(message)
+            yield dg.Output(got.frame, output_name=role, metadata=got.metadata)
+            yield from checks.check_results(role_key(role), got.frame, got.table, got.count)
 
 
 raw_assets = [download_raw_tables]

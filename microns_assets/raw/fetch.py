@@ -49,10 +49,14 @@ def fetch_table(
     table: str,
     facts: dict,
     validate: Callable[[pd.DataFrame], None] | None = None,
+    tables: list[str] | None = None,
 ) -> Fetched:
-    """Download `table` of `version`, verified; `validate(frame)` may raise before storing."""
+    """Download `table` of `version`, verified; `validate(frame)` may raise before storing.
+
+    `tables`: the version's tables, if already listed (else listed here).
+    """
     conn = cave.connection
-    conn.check_table(version, table)
+    conn.check_table(version, table, tables)
     queries = []
     result, count = fetch_verified(
         conn, version, table, attempts=conn.settings.call_attempts, on_query=queries.append

@@ -8,7 +8,7 @@ import os
 import random
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -106,26 +106,44 @@ class CaveResource(dg.ConfigurableResource):
 
             self._emulator = Emulator(scale=self.emulator_scale, seed=self.emulator_seed).start()
             address = self._emulator.url
+        # an emulator of this run's own is at a new address every run: nothing to share
+        connect = CaveConnection if self._emulator is not None else shared_connection
+        self._connection = connect(self._settings(address))
+
+    def _settings(self, address: str) -> CaveSettings:
         policy = HttpPolicy(
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             retries=self.http_retries,
             backoff_factor_s=self.backoff_factor_s,
         )
-        token = os.environ.get(self.token_env_var) or None
-        # an emulator of this run's own is at a new address every run: nothing to share
-        connect = CaveConnection if self._emulator is not None else shared_connection
-        self._connection = connect(
-            CaveSettings(
-                datastack=self.datastack,
-                server_address=address,
-                token=token,
-                http=policy,
-                call_attempts=self.call_attempts,
-                row_cap=self.row_cap,
-                max_in_flight=self.max_in_flight,
-            )
+        return CaveSettings(
+            datastack=self.datastack,
+            server_address=address,
+            token=os.environ.get(self.token_env_var) or None,
+            http=policy,
+            call_attempts=self.call_attempts,
+            row_cap=self.row_cap,
+            max_in_flight=self.max_in_flight,
         )
+
+    def warm(self) -> threading.Thread | None:
+        """Build this process's shared connection's client in the background, now.
+
+        `materialize` does while Dagster starts its first run (the client costs four requests
+        in a row). A failure is left for the run to meet and report; nothing for `embedded`.
+        """
+        if self.server_address == EMBEDDED:
+            return None
+        connection = shared_connection(self._settings(self.server_address))
+
+        def build() -> None:
+            with suppress(Exception):  # the run builds it again and reports what failed
+                _ = connection.client
+
+        thread = threading.Thread(target=build, name="cave-warm", daemon=True)
+        thread.start()
+        return thread
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Stop the embedded emulator, if any."""

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import requests
 
-from microns_assets.cave import Filters
+from microns_assets.cave import Filters, fetch_verified
 from microns_assets.cave.errors import RowsLostError
 from microns_assets.cave.synapses import MAX_PRE_FILTER, download_chunks, download_synapses
 from microns_assets.emulator import Faults
@@ -210,3 +210,13 @@ def test_a_batch_is_tried_as_often_as_the_connection_says(emulator, posts, attem
 def test_settings_below_one_are_refused_by_name(emulator, name):
     with pytest.raises(ValueError, match=f"{name} must be at least 1, not 0"):
         connect(emulator, **{name: 0})
+
+
+def test_a_tables_count_is_asked_while_its_rows_download(emulator):
+    conn = connect(emulator)
+    _ = conn.client  # built before the server slows down
+    emulator.server.faults = Faults(latency_ms=100)
+    emulator.server.stats.reset()
+    result, count = fetch_verified(conn, 1300, "nucleus_detection_v0")
+    assert len(result.frame) == count.table_rows > 0
+    assert emulator.server.stats.max_in_flight == 2  # the count beside the download

@@ -41,3 +41,16 @@ def test_a_forked_child_makes_connections_of_its_own(emulator):
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert shared_connection(parent.settings) is parent
+
+
+def test_warm_builds_the_shared_client_before_any_run(emulator):
+    resource = CaveResource(datastack=emulator.datastack, server_address=emulator.url, row_cap=7)
+    emulator.server.stats.reset()
+    resource.warm().join(timeout=60)
+    built = emulator.server.stats.requests
+    assert built == 4  # the client's construction (four requests), in the background
+    first = _connection(resource)  # the run's: that client, not a new one
+    assert emulator.server.stats.requests == built + 1
+    assert first is shared_connection(first.settings)
+    embedded = CaveResource(datastack=emulator.datastack, server_address="embedded")
+    assert embedded.warm() is None  # a run's own emulator: nothing to build before it runs
