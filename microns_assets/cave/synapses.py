@@ -1,9 +1,11 @@
 """Synapses between chosen pre and post cells, downloaded without losing or duplicating a row.
 
-Post cells go in sub-batches (the seed's `neurs_per_steps`, default 500) as a `filter_in` on
-`post_pt_root_id`; `download_chunks` downloads the sub-batches of many chunks on a few threads over
-one connection and hands each chunk over as soon as it is complete. The pre side is sent as a
-filter too, unless it is "every unit" or too long to send, in which case rows are filtered locally.
+Post cells go in sub-batches as a `filter_in` on `post_pt_root_id`: the seed's `neurs_per_steps`
+(default 500) until the answers show how many rows a cell brings, then as many as bring about
+3/4 of the row cap (`_Sizer`). `download_chunks` downloads the sub-batches of many chunks on a few
+threads over one connection and hands each chunk over as soon as it is complete. The pre side
+is sent as a filter too, unless it is "every unit" or too long to send, in which case rows are
+filtered locally.
 A capped answer is never kept: the batch is halved and each half queried again; a single post cell
 still over the cap is split by synapse `id` ranges (`complete.fetch_complete`). The pieces are
 disjoint sets of post cells or of ids, so no row can be lost or counted twice. With
@@ -17,7 +19,7 @@ Dagster imports.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 from itertools import chain
 
@@ -31,6 +33,8 @@ from microns_assets.cave.filters import Filters
 
 #: Longest pre-cell list sent as a filter; longer lists are applied locally.
 MAX_PRE_FILTER = 5_000
+#: Most post cells in one sub-batch, however few rows they bring.
+MAX_POST_BATCH = 5_000
 INDIVIDUAL_COLUMNS = ["id", "pre_pt_root_id", "post_pt_root_id", "size", "ctr_pt_position"]
 AGGREGATE_COLUMNS = ["id", "pre_pt_root_id", "post_pt_root_id", "size"]
 
@@ -75,6 +79,34 @@ class DownloadStats:
 
 #: One try at a sub-batch: its pieces (more than one if capped and split) and what it took.
 _Fetched = tuple[list[pd.DataFrame], DownloadStats]
+
+
+class _Sizer:
+    """Post cells per sub-batch: `first` until answers are in, then 3/4 of a capped answer's rows.
+
+    From the rows the answers so far brought per post cell: as many cells as bring three
+    quarters of the server's row cap (at least 1, at most `MAX_POST_BATCH`; a batch of hundreds
+    of cells varies far less than that margin, and one that is capped all the same is halved).
+    So a dense world (MICrONS: ~2,300 synapses a cell) is not asked for capped answers that are
+    thrown away, and a sparse one is not asked in more queries than it needs.
+    """
+
+    def __init__(self, first: int, row_cap: int) -> None:
+        self.first, self.target = first, max(1, row_cap * 3 // 4)
+        self.posts = self.rows = 0
+
+    def add(self, posts: int, rows: int) -> None:
+        """A sub-batch's answer: `rows` onto `posts` post cells."""
+        self.posts += posts
+        self.rows += rows
+
+    def size(self) -> int:
+        """Post cells for the next sub-batches."""
+        if not self.posts:
+            return self.first
+        if not self.rows:
+            return MAX_POST_BATCH
+        return max(1, min(MAX_POST_BATCH, self.target * self.posts // self.rows))
 
 
 @dataclass(frozen=True)
@@ -216,17 +248,19 @@ def download_chunks(
 ) -> Iterator[tuple[str, pd.DataFrame, DownloadStats]]:
     """Each chunk's synapses (onto its post roots, from `pre_roots`), as soon as it is complete.
 
-    Every chunk's post cells are cut into sub-batches of `batch_size`; `workers` threads
-    download the sub-batches of all chunks, in chunk order, over the one connection (whose own
-    bound on requests in flight holds across them). A chunk is yielded, as `(key, rows,
-    stats)`, once all its sub-batches are in, so chunks finish roughly in order and only a few
-    are held in memory at once. `send_pre=False` (for a pre side that is every unit) filters
-    pre cells locally instead of sending the list. Rows: `id`, roots, `size`, and centre
-    positions in voxels when `individual`. `verify_counts` asks the server to count each
-    chunk's rows too (one count query per chunk, sent before its sub-batches); a chunk that does
-    not add up has its sub-batches counted, and each is tried up to `attempts` times (default:
-    the connection's `call_attempts`) to match its own count (`_SubBatches.settle`). The first
-    error stops the download (pending queries are cancelled) and is raised.
+    Every chunk's post cells are cut into sub-batches (`_Sizer`: `batch_size` cells until
+    answers have come in, then as many as bring about 3/4 of the server's row cap); `workers`
+    threads download the sub-batches of all chunks, in chunk order, over the one connection
+    (whose own bound on requests in flight holds across them), a few chunks ahead of the
+    answers. A chunk is yielded, as `(key, rows, stats)`, once all its sub-batches are in, so
+    chunks finish roughly in order and only a few are held in memory at once. `send_pre=False`
+    (for a pre side that is every unit) filters pre cells locally instead of sending the list.
+    Rows: `id`, roots, `size`, and centre positions in voxels when `individual`. `verify_counts`
+    asks the server to count each chunk's rows too (one count query per chunk, sent before its
+    sub-batches); a chunk that does not add up has its sub-batches counted, and each is tried up
+    to `attempts` times (default: the connection's `call_attempts`) to match its own count
+    (`_SubBatches.settle`). The first error stops the download (pending queries are cancelled)
+    and is raised.
     """
     sendable = pre_roots is not None and send_pre and len(pre_roots) <= MAX_PRE_FILTER
     pre_send = np.asarray(pre_roots, dtype=np.int64) if sendable else None
@@ -234,38 +268,56 @@ def download_chunks(
     attempts = conn.settings.call_attempts if attempts is None else attempts
 
     batches = _SubBatches(conn, version, table, pre_send, columns, attempts)
+    sizer = _Sizer(batch_size, conn.settings.row_cap)
+    todo = iter(chunks.items())
+    ahead = 3 * max(1, workers)  # sub-batches asked for and not yet in
     plan: dict[str, list[np.ndarray]] = {}
-    for key, roots in chunks.items():
-        post = np.unique(np.asarray(roots, dtype=np.int64))
-        plan[key] = [post[i : i + batch_size] for i in range(0, post.size, batch_size)]
+    counts: dict[str, Future[int]] = {}
+    tries: dict[str, list[Future[_Fetched]]] = {}
+    owner: dict[Future, str] = {}
+    posts: dict[Future, int] = {}  # a sub-batch's post cells
+    left: dict[str, int] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cave-synapses")
     try:
-        counts: dict[str, Future[int]] = {}
-        tries: dict[str, list[Future[_Fetched]]] = {}
-        for key, subs in plan.items():
-            if verify_counts and subs:  # sent first: the count is in before the rows
-                counts[key] = pool.submit(batches.count, np.concatenate(subs))
-            tries[key] = [pool.submit(batches.once, b) for b in subs]
-        owner = {f: key for key, fs in tries.items() for f in fs} | {
-            f: key for key, f in counts.items()
-        }
-        left = {key: len(fs) + (key in counts) for key, fs in tries.items()}
-        for key in [k for k, n in left.items() if n == 0]:
-            yield key, _empty(individual), DownloadStats(server_rows=0 if verify_counts else None)
-        for future in as_completed(owner):
-            key = owner[future]
-            future.result()  # raise the first error
-            left[key] -= 1
-            if left[key]:
-                continue
-            done = [f.result() for f in tries.pop(key)]
-            # settling (against the count) may replace tries in `done`
-            extra = (
-                [batches.settle(plan[key], done, counts.pop(key).result())] if key in counts else []
-            )
-            stats = DownloadStats.total([s for _, s in done] + extra, verify_counts)
-            pieces = [p for found, _ in done for p in found]
-            yield key, _assemble(pieces, pre_roots, pre_send, individual, table, version), stats
+        while True:
+            while len(posts) < ahead and (item := next(todo, None)) is not None:
+                key, roots = item
+                post = np.unique(np.asarray(roots, dtype=np.int64))
+                size = sizer.size()
+                plan[key] = subs = [post[i : i + size] for i in range(0, post.size, size)]
+                if not subs:
+                    stats = DownloadStats(server_rows=0 if verify_counts else None)
+                    yield key, _empty(individual), stats
+                    continue
+                if verify_counts:  # sent first: the count is in before the rows
+                    counts[key] = pool.submit(batches.count, post)
+                    owner[counts[key]] = key
+                tries[key] = [pool.submit(batches.once, b) for b in subs]
+                for future, sub in zip(tries[key], subs, strict=True):
+                    owner[future], posts[future] = key, sub.size
+                left[key] = len(subs) + (key in counts)
+            if not owner:
+                return
+            for future in wait(owner, return_when=FIRST_COMPLETED).done:
+                key = owner.pop(future)
+                found = future.result()  # raise the first error
+                if future in posts:
+                    sizer.add(posts.pop(future), found[1].rows)
+                left[key] -= 1
+                if left[key]:
+                    continue
+                done = [f.result() for f in tries.pop(key)]
+                # settling (against the count) may replace tries in `done`
+                extra = (
+                    [batches.settle(plan[key], done, counts.pop(key).result())]
+                    if key in counts
+                    else []
+                )
+                stats = DownloadStats.total([s for _, s in done] + extra, verify_counts)
+                pieces = [p for found, _ in done for p in found]
+                frame = _assemble(pieces, pre_roots, pre_send, individual, table, version)
+                del plan[key]
+                yield key, frame, stats
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -55,7 +55,12 @@ class SynapseConfig(dg.Config):
         "drop_synapses_duplicates=True); individual: every synapse with id, size, centre (µm)",
     )
     remove_autapses: bool = Field(False, description="drop synapses of a cell onto itself")
-    batch_size: int = Field(500, gt=0, description="post cells per query (the seed's 500)")
+    batch_size: int = Field(
+        500,
+        gt=0,
+        description="post cells per query (the seed's 500) until the answers show how many rows "
+        "a cell brings; then as many as bring 3/4 of the row cap",
+    )
     verify_counts: bool = Field(
         True,
         description="ask the server to count each chunk's rows (one extra, uncapped count "

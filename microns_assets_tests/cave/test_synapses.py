@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microns_assets.cave.synapses import download_synapses
+from microns_assets.cave.synapses import MAX_POST_BATCH, _Sizer, download_chunks, download_synapses
 from microns_assets.emulator import Faults
 from microns_assets.processing.chunks import chunk_of
 from microns_assets.processing.synapses import aggregate, individual
@@ -92,3 +92,40 @@ def test_no_post_cells_gives_an_empty_typed_frame(emulator, cells):
         "size",
         "n_synapses",
     ]
+
+
+def test_the_sizer_asks_for_as_many_cells_as_fill_three_quarters_of_the_cap():
+    sizer = _Sizer(500, row_cap=200_000)
+    assert sizer.size() == 500  # nothing known yet: the configured batch
+    sizer.add(posts=500, rows=100_000)  # 200 rows a cell
+    assert sizer.size() == 750  # 150,000 rows
+    sizer.add(posts=250, rows=500_000)  # denser than thought: 800 rows a cell over the 750
+    assert sizer.size() == 187
+    dense = _Sizer(500, row_cap=100)
+    dense.add(posts=2, rows=1_000)
+    assert dense.size() == 1  # never fewer than one cell
+    empty = _Sizer(500, row_cap=200_000)
+    empty.add(posts=500, rows=0)
+    assert empty.size() == MAX_POST_BATCH  # never more than the most a filter may name
+
+
+def test_sub_batches_are_sized_to_the_rows_the_answers_bring(emulator, cells):
+    # 40 cells bring ~4,500 rows, over a cap of 2,000: the chunks asked for before any answer
+    # came are capped and split; later ones are asked in batches that fit under the cap
+    emulator.server.row_cap = 2_000
+    chunks = {f"{c:02d}": cells[chunk_of(cells) == c] for c in range(12)}
+    got = {
+        key: stats
+        for key, rows, stats in download_chunks(
+            connect(emulator, row_cap=2_000), 1300, SYN, chunks, cells, individual=True,
+            batch_size=40, workers=2,
+        )
+        if sorted(rows["id"]) == sorted(truth(emulator, chunks[key], cells)["id"])  # all there
+    }  # fmt: skip
+    assert sorted(got) == sorted(chunks)
+    first, last = got["00"], got["11"]
+    assert first.batches == int(np.ceil(chunks["00"].size / 40)) and first.capped > 0
+    assert last.batches >= 2 * first.batches  # ~13 cells a batch once the density is known
+    early = sum(got[k].capped for k in ("00", "01", "02"))
+    late = sum(got[k].capped for k in sorted(got)[-6:])
+    assert late < early / 3
