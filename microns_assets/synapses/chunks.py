@@ -156,6 +156,9 @@ class _Chunks:
                 f"({query['capped_and_split']} capped and split)"
             )
         self.outcomes[str(key)] = _Outcome(results, metadata)
+        if metadata is not None:  # (Dagster checks the key against the run's range: now,
+            # between downloads, not all at the end; dropped if the step fails)
+            self.context.add_asset_metadata(metadata, partition_key=str(key))
         done = len(self.outcomes)
         self.context.log.info(chunk_line(str(key), status, detail, done, len(self.keys)))
         return True
@@ -303,8 +306,6 @@ def synapse_chunks(
             "results); the other chunks were stored and are reused when you run again.",
             allow_retries=False,
         )
-    for label, outcome in chunks.outcomes.items():
-        context.add_asset_metadata(outcome.metadata, partition_key=label)
     yield dg.MaterializeResult(asset_key=checks.CHUNKS)
     _log_checks(context, chunks, targets=_materializations(context, list(chunks.outcomes)))
 
