@@ -169,8 +169,9 @@ class Painter:
                 pending, body = item
                 _write_all(process.stdin, _HEADER.pack(len(body)) + body)
                 pending._settle(_receive(process.stdout))
-        except (OSError, EOFError, ValueError, pickle.PickleError):
-            pass  # the helper died or its pipes broke: what is left is done in process
+        except Exception:
+            pass  # the helper died, its pipes broke or its answer was unreadable: what is
+            # left (that one included) is done in process
         finally:
             with self._lock:
                 if self._process is process:
