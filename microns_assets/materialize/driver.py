@@ -35,6 +35,7 @@ from microns_assets.materialize.follow import RunFollower, StepFailure, followin
 from microns_assets.materialize.pools import ensure_pools
 from microns_assets.materialize.stages import STAGE_NAMES, add_version, version_stages
 from microns_assets.partitions import version_chunk
+from microns_assets.processing.painter import painter
 from microns_assets.resources.cave import CaveResource
 
 #: The console log level of in-process runs; the full event log is in the instance (web UI).
@@ -109,9 +110,11 @@ def materialize_version(
     cave = defs.resources.get("cave")
     if isinstance(cave, CaveResource):
         cave.warm()  # the CAVE client is built while Dagster starts the first run
+    painter().warm()  # the runs execute here: their pictures' helper imports matplotlib meanwhile
+    stages = version_stages(defs, instance, key)
     job = defs.resolve_implicit_global_asset_job_def()
     tags = {DRIVER_TAG: DRIVER, WORKER_TAG: WorkerId.this_process().tag()}
-    for name, requests in zip(STAGE_NAMES, version_stages(defs, instance, key), strict=True):
+    for name, requests in zip(STAGE_NAMES, stages, strict=True):
         print(f"v{key}: {name} ({len(requests)} run{'s' * (len(requests) != 1)})", file=out)
         for request in requests:
             chunked = CHUNKS in request.asset_selection

@@ -22,6 +22,7 @@ pipe closes (this process killed). A forked child starts a helper of its own. No
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import pickle
 import queue
@@ -33,11 +34,15 @@ import traceback
 from contextlib import suppress
 from typing import Any
 
-from microns_assets.processing import connectome, plots
+from microns_assets.processing import plots
 
 _HEADER = struct.Struct("<Q")
-#: The modules whose functions the helper runs, by qualified name (`plots` by bare name too).
-_MODULES = {"plots": plots, "connectome": connectome}
+#: The modules whose functions the helper runs, by qualified name (`plots` by bare name too);
+#: imported on first use, so that the helper starts drawing as soon as matplotlib is in.
+_MODULES = {
+    "plots": "microns_assets.processing.plots",
+    "connectome": "microns_assets.processing.connectome",
+}
 
 
 class HelperError(RuntimeError):
@@ -47,7 +52,7 @@ class HelperError(RuntimeError):
 def _function(name: str):
     """The function a request names: `connectome.build_connectome`, `connectivity_png`."""
     module, _, function = name.rpartition(".")
-    return getattr(_MODULES[module or "plots"], function)
+    return getattr(importlib.import_module(_MODULES[module or "plots"]), function)
 
 
 class Pending:

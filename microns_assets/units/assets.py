@@ -87,6 +87,15 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
     segments.attrs["provenance"] = prov
     context.log.info(f"v{version}: {len(units)} units, layers {segments['layer'].tolist()}")
 
+    picture = painter().submit("depth_profile_png", units, segments)  # drawn meanwhile:
+    yield dg.Output(
+        segments,
+        output_name=catalogue.LAYER_SEGMENTS.name,
+        metadata={
+            "boundaries": dg.MetadataValue.md(segments.round(1).to_markdown(index=False)),
+            "layers": ", ".join(segments["layer"]),
+        },
+    )
     cells = units.drop_duplicates("nucleus_id")
     by_layer = pd.crosstab(
         cells["layer"].fillna("(none)"), cells["classification_system"], margins=True
@@ -99,17 +108,7 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
             "functional_mode": config.functional,
             "l23_threshold": dg.MetadataValue.int(threshold),
             "units_by_layer_and_class": dg.MetadataValue.md(by_layer.to_markdown()),
-            "depth_profile": png_markdown(
-                painter().draw("depth_profile_png", units, segments), "depth profile"
-            ),
-        },
-    )
-    yield dg.Output(
-        segments,
-        output_name=catalogue.LAYER_SEGMENTS.name,
-        metadata={
-            "boundaries": dg.MetadataValue.md(segments.round(1).to_markdown(index=False)),
-            "layers": ", ".join(segments["layer"]),
+            "depth_profile": png_markdown(picture.result(), "depth profile"),
         },
     )
     yield from check_results(units, segments)
