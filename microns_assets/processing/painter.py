@@ -172,7 +172,7 @@ class Painter:
         try:
             while (item := requests.get()) is not None:
                 pending, body = item
-                _write_all(process.stdin, _HEADER.pack(len(body)) + body)
+                _send(process.stdin, body)
                 pending._settle(_receive(process.stdout))
         except Exception:
             pass  # the helper died, its pipes broke or its answer was unreadable: what is
@@ -215,8 +215,8 @@ def _read_exactly(pipe, size: int) -> bytearray:
     return buffer
 
 
-def _send(pipe, message: object) -> None:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+def _send(pipe, body: bytes) -> None:
+    """One pickled message, behind its length (what `_receive` reads)."""
     _write_all(pipe, _HEADER.pack(len(body)) + body)
 
 
@@ -262,7 +262,7 @@ def _serve() -> None:
             answer = (True, _function(name)(*args))
         except Exception:  # reported to the caller, who raises it
             answer = (False, traceback.format_exc())
-        _send(answers, answer)
+        _send(answers, pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 if __name__ == "__main__":
