@@ -20,6 +20,7 @@ import re
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -66,8 +67,9 @@ class Stats:
         self.max_queries_in_flight = 0
         self.faults = 0
         self.rows_lost = 0
+        self.paths: Counter[str] = Counter()  # requests per URL path (no query string)
 
-    def enter(self, query: bool = False) -> None:
+    def enter(self, query: bool = False, path: str = "") -> None:
         """A request arrives (it is in flight until `leave`, latency included).
 
         `query`: a POST (a table query or count), counted apart too, so that a test can bound
@@ -75,6 +77,7 @@ class Stats:
         """
         with self._lock:
             self.requests += 1
+            self.paths[path.split("?", 1)[0]] += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if query:
@@ -119,6 +122,7 @@ class Stats:
         """Zero every counter. Requests still in flight (a test's hung client) stay counted."""
         with self._lock:
             self.requests = self.queries = self.faults = self.rows_lost = 0
+            self.paths.clear()
             self.max_in_flight = self.in_flight
             self.max_queries_in_flight = self.queries_in_flight
 
@@ -248,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         self._is_query = method == "POST"
-        self.server.stats.enter(self._is_query)
+        self.server.stats.enter(self._is_query, self.path)
         self._in_flight = True
         try:
             self._answer(method)

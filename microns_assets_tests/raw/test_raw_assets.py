@@ -79,6 +79,20 @@ def test_each_role_gets_its_versions_table(emulator, instance, tmp_path, version
     assert all(e.passed for e in checks.values())
 
 
+def test_a_run_lists_the_versions_tables_once_and_counts_each_table_once(
+    emulator, instance, tmp_path
+):
+    emulator.server.stats.reset()
+    assert materialize(emulator, instance, tmp_path, 1300).success
+    paths = emulator.server.stats.paths
+    base = f"/materialize/api/v2/datastack/{emulator.datastack}/version/1300"
+    assert paths[f"{base}/tables"] == 1  # not once per role
+    assert paths[f"/materialize/api/v3/datastack/{emulator.datastack}/version/1300"] == 1
+    present = [r for r in ROLES if load_versions_config().get(1300).table_for(r) is not None]
+    queries = sum(n for p, n in paths.items() if p.endswith("/query"))
+    assert queries == 2 * len(present) > 0  # each table: its rows and its count, nothing more
+
+
 def test_a_table_the_server_loses_rows_of_is_never_stored(emulator, instance, tmp_path):
     emulator.server.faults = Faults(lose_rate=0.05, seed=3)  # rows vanish, no error, no Warning
     result = materialize(emulator, instance, tmp_path, 1300)
