@@ -27,7 +27,7 @@ def unit_index(units: pd.DataFrame) -> pd.Index:
     return index
 
 
-def _positions(index: pd.Index, ids: pd.Series | np.ndarray) -> np.ndarray:
+def positions(index: pd.Index, ids: pd.Series | np.ndarray) -> np.ndarray:
     """Each id's row in `index`, -1 for ids that are not units."""
     return index.get_indexer(np.asarray(ids, dtype=np.int64))
 
@@ -46,7 +46,7 @@ def remap_all_tables(units: pd.DataFrame, synapses: pd.DataFrame):
     new_units.insert(0, "id_remapped", np.arange(len(units), dtype=np.int64))
     new_synapses = synapses.rename(columns={PRE: "pre_id", POST: "post_id"})
     for column, source in (("pre_id", PRE), ("post_id", POST)):
-        position = _positions(index, synapses[source])
+        position = positions(index, synapses[source])
         remapped = pd.array(position, dtype="Int64")
         remapped[position < 0] = pd.NA
         new_synapses[column] = remapped
@@ -99,13 +99,18 @@ def pair_matrix(
     (its `n_synapses`, say). Rows and columns follow `index`; the second array says which rows
     had a partner outside it.
     """
+    return positions_matrix(len(index), positions(index, pre), positions(index, post), values)
+
+
+def positions_matrix(
+    n: int, pre: np.ndarray, post: np.ndarray, values: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """`pair_matrix` from the rows' `positions` among `n` cells (-1: not one of them)."""
     import scipy.sparse as sp
 
-    pre, post = _positions(index, pre), _positions(index, post)
     inside = (pre >= 0) & (post >= 0)
     if not inside.all():  # (no copies when every synapse is among the units, as by default)
         values, pre, post = values[inside], pre[inside], post[inside]
-    n = len(index)
     matrix = sp.coo_matrix((values, (pre, post)), shape=(n, n)).tocsr()  # duplicates summed
     return matrix, ~inside
 

@@ -114,7 +114,9 @@ def materialize_version(
     stages = version_stages(defs, instance, key)
     job = defs.resolve_implicit_global_asset_job_def()
     tags = {DRIVER_TAG: DRIVER, WORKER_TAG: WorkerId.this_process().tag()}
-    for name, requests in zip(STAGE_NAMES, stages, strict=True):
+    for stage, (name, requests) in enumerate(zip(STAGE_NAMES, stages, strict=True)):
+        if stage == 1 and stages[-1]:  # the helper gets ready for the roll-up while chunks load
+            painter().submit("connectome.warm")
         print(f"v{key}: {name} ({len(requests)} run{'s' * (len(requests) != 1)})", file=out)
         for request in requests:
             chunked = CHUNKS in request.asset_selection

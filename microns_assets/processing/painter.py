@@ -6,7 +6,7 @@ import (~0.5 s) and the drawing, the connectome its reading and summing of every
 `python -m microns_assets.processing.painter` on the other core, which imports matplotlib
 while the run downloads; `painter().draw("depth_profile_png", ...)` then sends the function's
 name and arguments (pickled, through a pipe) and gets the PNG back.
-The functions are those of `processing.plots` (by bare name) and `connectome.build_connectome`
+The functions are those of `processing.plots` (by bare name) and `connectome.summarize_chunks`
 (`processing.connectome`), giving the same results as in process. `submit` asks without
 waiting, so that the run's process goes on with other work (a DuckDB sort, say) while the
 helper works; its `result()` waits for that answer only. A courier thread carries the requests
@@ -50,7 +50,7 @@ class HelperError(RuntimeError):
 
 
 def _function(name: str):
-    """The function a request names: `connectome.build_connectome`, `connectivity_png`."""
+    """The function a request names: `connectome.summarize_chunks`, `connectivity_png`."""
     module, _, function = name.rpartition(".")
     return getattr(importlib.import_module(_MODULES[module or "plots"]), function)
 

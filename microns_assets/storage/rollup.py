@@ -122,14 +122,6 @@ def sorted_batches(
     return relation.to_arrow_reader(batch_rows)
 
 
-def totals(paths: list[UPath], sql_aggregates: dict[str, str]) -> dict[str, int]:
-    """Aggregates (name -> SQL expression) over all rows of `paths`."""
-    con = duckdb_for(paths)
-    select = ", ".join(f'{expr} AS "{name}"' for name, expr in sql_aggregates.items())
-    row = con.execute(f"SELECT {select} FROM read_parquet(?)", [[str(p) for p in paths]]).fetchone()
-    return {name: int(value or 0) for name, value in zip(sql_aggregates, row, strict=True)}
-
-
 def write_batches(streamed: Streamed, path: UPath) -> Written:
     """Stream into `path` atomically, provenance in the Parquet metadata; tally as it goes."""
     schema = streamed.reader.schema

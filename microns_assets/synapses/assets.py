@@ -2,10 +2,11 @@
 
 The roll-up streams all chunks of a version through DuckDB into one file sorted by (pre, post),
 in bounded memory. Only chunks that passed their blocking checks are ever stored, and the
-roll-up refuses chunk files of different selections or of another chunk code version. The same
-step builds the version's `connectome` (`connectome.py`) from the same chunks, in the helper
-process while it sorts, and stores it once the merged file passed the roll-up check: one step,
-so a version stays three runs.
+roll-up refuses chunk files of different selections or of another chunk code version. While it
+sorts, the helper process reads the same chunks once (`connectome.submit`) for their totals
+(which the roll-up's check holds the written file against), synapses by cell class and the
+version's `connectome` (`connectome.py`), which the step stores once the merged file passed its
+check: one step, so a version stays three runs.
 """
 
 import dagster as dg
@@ -16,10 +17,10 @@ from microns_assets import catalogue
 from microns_assets.carry_down import CARRY_DOWN
 from microns_assets.metadata import png_markdown
 from microns_assets.partitions import by_version, mat_version
-from microns_assets.processing.painter import painter
+from microns_assets.processing.connectome import ChunkSummary
 from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
-from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir, totals
+from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir
 from microns_assets.synapses import checks, connectome
 from microns_assets.synapses.chunks import CHUNK_CODE_VERSION, synapse_chunks
 
@@ -91,15 +92,12 @@ def synapses(
             allow_retries=False,
         )
     selection = chunk_prov[0]["selection"]
-    # the helper builds the connectome from the chunks, then draws the class picture, while
-    # this process sums, sorts and writes them
-    matrix_of_chunks = connectome.submit(paths, unit_table, selection["mode"])
+    # the helper reads the chunks once for their totals, synapses by class (and its picture)
+    # and connectome, while this process sorts and writes them
+    summary = connectome.submit(paths, unit_table, selection["mode"])
     order = ["pre_pt_root_id", "post_pt_root_id"]
     if selection["mode"] == "individual":
         order.append("id")
-    sums = checks.totals_expressions(selection["mode"])
-    chunk_totals = totals(paths, sums)
-    matrix = checks.class_matrix(paths, unit_table, selection["mode"])
     prov = provenance(
         datastack=chunk_prov[0].get("datastack"),
         version=version,
@@ -107,10 +105,8 @@ def synapses(
         selection=selection,
         chunks=len(paths),
         sorted_by=order,
-        totals=chunk_totals,
     )
-    context.log.info(f"v{version}: rolling up {len(paths)} chunks, {chunk_totals}")
-    picture = painter().submit("connectivity_png", matrix)  # (after the connectome)
+    context.log.info(f"v{version}: rolling up {len(paths)} chunks, sorted by {', '.join(order)}")
     with spill_dir(paths) as spill:  # the IO manager writes the stream before we resume
         reader = sorted_batches(paths, order, temp_dir=spill)
         tally = checks.tallied_columns(selection["mode"])
@@ -119,27 +115,35 @@ def synapses(
             prov,
             tally=tally,
             sorted_by=tuple(order),
-            later=lambda: {"connectivity": png_markdown(picture.result(), _CLASS_PICTURE)},
-        )  # fmt: skip  (the picture is attached once the file is written: drawn meanwhile)
+            later=lambda: _summary_metadata(summary.result()),
+        )  # fmt: skip  (the summary is attached once the file is written: made meanwhile)
         yield dg.Output(
             streamed,
             output_name=_ROLLUP.name,
-            metadata={
-                **{f"total_{k}": v for k, v in chunk_totals.items()},
-                "chunks": len(paths),
-                "mode": selection["mode"],
-                "synapses_by_class": dg.MetadataValue.md(matrix.to_markdown()),
-            },
+            metadata={"chunks": len(paths), "mode": selection["mode"]},
         )
+    built = summary.result()
+    chunk_totals = built.totals
     results = list(checks.rollup_results(streamed.written, chunk_totals, selection["mode"]))
     yield from results
     if not all(r.passed for r in results):
         return  # a roll-up that failed its blocking check is not carried into a connectome
     written = streamed.written
-    built, metadata, check = connectome.finish(
-        matrix_of_chunks.result(),
+    matrix, metadata, check = connectome.finish(
+        built.connectome,
         written["rows"] if selection["mode"] == "individual" else written["n_synapses"],
         {**prov, "built_from": _CHUNKS.to_user_string(), "weight": "n_synapses"},
     )
-    yield dg.Output(built, output_name=_MATRIX.name, metadata=metadata)
+    yield dg.Output(matrix, output_name=_MATRIX.name, metadata=metadata)
     yield check
+
+
+def _summary_metadata(summary: ChunkSummary) -> dict:
+    """The roll-up's metadata from the chunks' summary: totals, synapses by class, heatmap."""
+    metadata = {
+        **{f"total_{k}": v for k, v in summary.totals.items()},
+        "synapses_by_class": dg.MetadataValue.md(summary.by_class.to_markdown()),
+    }
+    if summary.class_png is not None:
+        metadata["connectivity"] = png_markdown(summary.class_png, _CLASS_PICTURE)
+    return metadata

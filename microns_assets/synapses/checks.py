@@ -14,11 +14,9 @@ import pandas as pd
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,  # no public name
 )
-from upath import UPath
 
 from microns_assets import catalogue
 from microns_assets.partitions import version_chunk
-from microns_assets.storage.rollup import duckdb_for
 
 CHUNKS = dg.AssetKey(catalogue.SYNAPSE_CHUNKS.key)
 ROLLUP = dg.AssetKey(catalogue.SYNAPSES.key)
@@ -183,17 +181,6 @@ def server_count_result(server_rows: int | None, received_rows: int | None) -> d
     )
 
 
-def totals_expressions(mode: str) -> dict[str, str]:
-    """SQL aggregates that summarise synapse rows of either mode.
-
-    Rows repeated across chunks are counted in the sorted roll-up as it is written
-    (`Streamed.sorted_by`), not here: a distinct count over every pair cost ~1 s at MICrONS
-    size, comparing sorted neighbours a few ms.
-    """
-    synapses = "count(*)" if mode == "individual" else "sum(n_synapses)"
-    return {"rows": "count(*)", "synapses": synapses, "size": "sum(size)"}
-
-
 def tallied_columns(mode: str) -> tuple[str, ...]:
     """Columns whose sums the writer tallies while streaming the roll-up."""
     return ("size",) if mode == "individual" else ("size", "n_synapses")
@@ -224,27 +211,3 @@ def rollup_results(written: dict[str, int], chunks: dict[str, int], mode: str):
             **{f"chunks_{k}": v for k, v in chunks.items()},
         },
     )
-
-
-def class_matrix(paths: list[UPath], units: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """Synapse counts by presynaptic (rows) and postsynaptic (columns) cell class."""
-    cells = units.drop_duplicates("pt_root_id")[["pt_root_id", "classification_system"]]
-    cells = cells.astype({"pt_root_id": "int64", "classification_system": "object"})
-    weight = "1" if mode == "individual" else "n_synapses"
-    con = duckdb_for(paths)
-    con.register("cells", cells)
-    frame = con.execute(
-        f"""
-        SELECT coalesce(pre.classification_system, '(not a unit)') AS pre_class,
-               post.classification_system AS post_class,
-               sum({weight}) AS synapses
-        FROM read_parquet(?) AS s
-        LEFT JOIN cells AS pre ON s.pre_pt_root_id = pre.pt_root_id
-        JOIN cells AS post ON s.post_pt_root_id = post.pt_root_id
-        GROUP BY ALL
-        """,
-        [[str(p) for p in paths]],
-    ).df()
-    return frame.pivot_table(
-        index="pre_class", columns="post_class", values="synapses", aggfunc="sum", fill_value=0
-    ).astype("int64")

@@ -2,8 +2,9 @@
 
 The roll-up step (`assets.py`) builds it, so a version stays three runs: from the chunk files it
 merges (the same rows as the merged file; a matrix does not depend on their order), in the
-helper process (`processing.connectome`, `processing.painter`) while the step itself sorts and
-writes the merged file, and stores it once the merged file passed its check. Rows are
+helper process (`processing.connectome`, `processing.painter`, with the chunks' totals and
+synapses by class) while the step itself sorts and writes the merged file, and stores it once
+the merged file passed its check. Rows are
 presynaptic, columns postsynaptic, in the order of the version's units (one row per segment,
 `analysis.unit_cells`); values are synapses per pair. Its check holds the matrix against the
 roll-up: synapses in the matrix plus those with a partner outside the units equal the synapses
@@ -33,13 +34,16 @@ CHECK = dg.AssetCheckSpec(
 
 
 def submit(chunk_files: list[UPath], units: pd.DataFrame, mode: str) -> Pending:
-    """Ask the helper process for the connectome of the version's chunk files (see the module).
+    """Ask the helper process for the summary of the version's chunk files (see the module).
 
-    Built in this process when its `result()` is asked for, if no helper runs.
+    Its `result()` is a `processing.connectome.ChunkSummary`: the chunks' totals, synapses by
+    cell class with its picture, and the connectome; built in this process when it is asked
+    for, if no helper runs.
     """
-    cells = unit_cells(units)[["pt_root_id", "layer", "cell_type"]]
+    columns = ["pt_root_id", "layer", "cell_type", "classification_system"]
+    cells = unit_cells(units)[columns]
     return painter().submit(
-        "connectome.build_connectome", list(chunk_files), cells, mode != "individual"
+        "connectome.summarize_chunks", list(chunk_files), cells, mode != "individual"
     )
 
 

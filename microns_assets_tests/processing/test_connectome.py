@@ -1,5 +1,6 @@
-"""`processing.connectome`: a connectome from synapse files, the same as from their frame."""
+"""`processing.connectome`: totals, classes and connectome of synapse files, as of their frame."""
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +8,7 @@ from upath import UPath
 
 from microns_assets.analysis.connectivity import connectivity_with_outside
 from microns_assets.processing import plots
-from microns_assets.processing.connectome import build_connectome
+from microns_assets.processing.connectome import NOT_A_UNIT, summarize_chunks
 from microns_assets.processing.painter import Painter
 from microns_assets.storage import write_frame
 
@@ -16,6 +17,7 @@ CELLS = pd.DataFrame(
         "pt_root_id": [30, 10, 20, 40],
         "layer": ["L4", "L2/3", None, "L4"],
         "cell_type": ["23P", None, "BC", "23P"],
+        "classification_system": ["excitatory", "excitatory", "inhibitory", None],
     }
 )
 
@@ -29,8 +31,10 @@ def _chunks(tmp_path, counted: bool) -> tuple[list[UPath], pd.DataFrame]:
         frame = pd.DataFrame(
             {"pre_pt_root_id": rng.choice(ids, rows), "post_pt_root_id": rng.choice(ids, rows)}
         )
+        frame["size"] = rng.integers(1, 900, rows)
         if counted:
-            frame = frame.drop_duplicates().assign(n_synapses=lambda f: rng.integers(1, 9, len(f)))
+            frame = frame.drop_duplicates(["pre_pt_root_id", "post_pt_root_id"])
+            frame = frame.assign(n_synapses=lambda f: rng.integers(1, 9, len(f)))
         frame = frame.astype("int64")
         frames.append(frame)
     paths = [UPath(tmp_path) / f"{i:02d}.parquet" for i in range(len(frames))]
@@ -42,7 +46,8 @@ def _chunks(tmp_path, counted: bool) -> tuple[list[UPath], pd.DataFrame]:
 @pytest.mark.parametrize("counted", [True, False])
 def test_the_connectome_of_the_files_is_that_of_their_rows(tmp_path, counted):
     paths, rows = _chunks(tmp_path, counted)
-    built = build_connectome(paths, CELLS, counted)
+    summary = summarize_chunks(paths, CELLS, counted)
+    built = summary.connectome
     matrix, index, left_out = connectivity_with_outside(CELLS, rows, weight="n_synapses")
     assert (built.matrix != matrix).nnz == 0 and built.index.equals(index)
     weights = rows["n_synapses"] if counted else pd.Series(1, index=rows.index)
@@ -55,18 +60,55 @@ def test_the_connectome_of_the_files_is_that_of_their_rows(tmp_path, counted):
     assert built.inside + built.outside == weights.sum()
     grid = plots.connectome_grid(matrix, CELLS)
     assert np.array_equal(built.grid.grid, grid.grid) and built.grid.labels == grid.labels
+    assert summary.totals == {
+        "rows": len(rows), "synapses": weights.sum(), "size": rows["size"].sum()
+    }  # fmt: skip
 
 
-def test_the_helper_builds_the_same_connectome(tmp_path):
+@pytest.mark.parametrize("counted", [True, False])
+def test_synapses_by_class_are_those_of_a_join_on_the_units(tmp_path, counted):
+    """As SQL would count them: pre cells outside the units (or without a class) apart."""
+    paths, rows = _chunks(tmp_path, counted)
+    sql = duckdb.connect()
+    sql.register("rows", rows)
+    sql.register("cells", CELLS.astype({"classification_system": "object"}))
+    weight = "n_synapses" if counted else "1"
+    expected = (
+        sql.sql(
+            f"""
+            SELECT coalesce(pre.classification_system, '{NOT_A_UNIT}') AS pre_class,
+                   post.classification_system AS post_class, sum({weight}) AS synapses
+            FROM rows AS s
+            LEFT JOIN cells AS pre ON s.pre_pt_root_id = pre.pt_root_id
+            JOIN cells AS post ON s.post_pt_root_id = post.pt_root_id
+            WHERE post.classification_system IS NOT NULL
+            GROUP BY ALL
+            """
+        )
+        .df()
+        .pivot_table(index="pre_class", columns="post_class", values="synapses", fill_value=0)
+        .astype("int64")
+    )
+    got = summarize_chunks(paths, CELLS, counted).by_class
+    assert NOT_A_UNIT in got.index and "inhibitory" in got.columns  # (the data has all kinds)
+    pd.testing.assert_frame_equal(got, expected, check_names=False)
+    assert got.to_numpy().sum() == expected.to_numpy().sum() > 0
+
+
+def test_the_helper_builds_the_same_summary(tmp_path):
     paths, _ = _chunks(tmp_path, counted=True)
-    here = build_connectome(paths, CELLS, True)
+    summary = summarize_chunks(paths, CELLS, True)
     painter = Painter()
     try:
         painter.warm()
-        there = painter.draw("connectome.build_connectome", paths, CELLS, True)
+        theirs = painter.draw("connectome.summarize_chunks", paths, CELLS, True)
         assert painter.pid() is not None  # it was the helper's
     finally:
         painter.close()
+    assert theirs.totals == summary.totals
+    pd.testing.assert_frame_equal(theirs.by_class, summary.by_class)
+    assert theirs.class_png == summary.class_png == plots.connectivity_png(summary.by_class)
+    here, there = summary.connectome, theirs.connectome
     assert (there.matrix != here.matrix).nnz == 0 and there.index.equals(here.index)
     assert (there.inside, there.outside) == (here.inside, here.outside)
     assert plots.connectome_grid_png(there.grid) == plots.connectome_grid_png(here.grid)

@@ -8,7 +8,7 @@ import pytest
 from upath import UPath
 
 from microns_assets.storage import read_frame
-from microns_assets.storage.rollup import Streamed, sorted_batches, totals, write_batches
+from microns_assets.storage.rollup import Streamed, sorted_batches, write_batches
 from microns_assets.synapses import checks
 
 KEYS = ["pre_pt_root_id", "post_pt_root_id"]
@@ -46,8 +46,9 @@ def test_repeated_keys_are_counted_within_and_across_batches(tmp_path):
 
 
 def _rollup(paths: list[UPath], out: UPath):
-    sums = checks.totals_expressions("aggregated")
-    chunk_totals = totals(paths, sums)
+    chunks = pd.concat([read_frame(p) for p in paths])
+    sums = {"synapses": int(chunks["n_synapses"].sum()), "size": int(chunks["size"].sum())}
+    chunk_totals = {"rows": len(chunks), **sums}
     streamed = Streamed(
         sorted_batches(paths, KEYS), {}, tally=checks.tallied_columns("aggregated"),
         sorted_by=tuple(KEYS),
