@@ -11,6 +11,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from microns_assets import instance_storage
 from microns_assets.commands.environment import dagster_yaml
@@ -81,6 +83,37 @@ def test_one_engine_per_database_file_for_all_events_of_a_run(tmp_path):
         instance.report_engine_event("one more", instance.get_run_by_id(result.run_id))
         assert event_log._engines[result.run_id] is engine
     assert event_log._engines == {}  # disposed with the instance
+
+
+def _schema(path: Path) -> tuple:
+    """What a run file holds besides events: its tables and indexes, revision and log mode."""
+    with sqlite3.connect(path) as db:
+        objects = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+        revision = db.execute("SELECT version_num FROM alembic_version").fetchall()
+        (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+        return objects.fetchall(), revision, mode
+
+
+def test_a_new_run_file_is_made_as_dagster_makes_it(tmp_path):
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    KeptEngineEventLogStorage(str(ours)).store_event(_hello("run-a"))
+    SqliteEventLogStorage(str(theirs)).store_event(_hello("run-a"))
+    made = _schema(ours / "run-a.db")
+    assert made == _schema(theirs / "run-a.db")
+    objects, revision, mode = made
+    assert {"event_logs", "asset_keys"} <= {name for kind, name, _, _ in objects if kind == "table"}
+    assert len(revision) == 1 and mode == "wal"
+    # and Dagster's storage reads (and would migrate) a run file we made
+    with sqlite3.connect(ours / "run-a.db") as db:
+        assert db.execute("SELECT count(*) FROM event_logs").fetchone() == (1,)
+    assert len(SqliteEventLogStorage(str(ours)).get_logs_for_run("run-a")) == 1
+
+
+def _hello(run_id: str) -> EventLogEntry:
+    return EventLogEntry(
+        error_info=None, level=20, user_message="hello", run_id=run_id, timestamp=time.time(),
+        step_key=None, job_name="job",
+    )  # fmt: skip
 
 
 def test_engines_of_old_runs_are_let_go(tmp_path, monkeypatch):
