@@ -52,6 +52,7 @@ class CaveConnection:
         self._lock = threading.Lock()
         self._materialize: MaterializationClient | None = None
         self.in_flight = InFlight(settings.max_in_flight)
+        self._listed: dict[bool, tuple[float, list[int]]] = {}  # expired? -> (when, versions)
 
     def _call(self, what: str, fn: Callable[..., T], *args, **kwargs) -> T:
         s = self.settings
@@ -75,11 +76,20 @@ class CaveConnection:
         return self._materialize
 
     # --- catalogue --------------------------------------------------------------------
-    def versions(self, expired: bool = False) -> list[int]:
-        """Versions the server lists, ascending (expired ones too if `expired`)."""
+    def versions(self, expired: bool = False, max_age_s: float = 0.0) -> list[int]:
+        """Versions the server lists, ascending (expired ones too if `expired`).
+
+        With `max_age_s`, a list this connection got at most that many seconds ago is answered
+        again without asking (for a step right after another one asked).
+        """
+        kept = self._listed.get(expired)
+        if kept is not None and time.monotonic() - kept[0] <= max_age_s:
+            return list(kept[1])
         mat = self.materialize
         listed = self._call("listing versions", mat.get_versions, expired=expired)
-        return sorted(int(v) for v in listed)
+        versions = sorted(int(v) for v in listed)
+        self._listed[expired] = (time.monotonic(), versions)
+        return list(versions)
 
     def versions_metadata(self, expired: bool = True) -> list[dict]:
         """Metadata of every listed version (timestamps, expiry), ascending by version."""

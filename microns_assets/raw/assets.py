@@ -61,16 +61,21 @@ def _fetch(
 
 
 def expired_version(
-    context: dg.AssetExecutionContext, cave: CaveResource, cfg: VersionConfig
+    context: dg.AssetExecutionContext,
+    cave: CaveResource,
+    cfg: VersionConfig,
+    pool: ThreadPoolExecutor | None = None,
 ) -> bool:
     """Whether CAVE lists `cfg`'s version as expired (to be read from static dumps).
 
     Checks that the server knows the version at all; warns when `versions.yaml`'s `archived`
-    disagrees with CAVE.
+    disagrees with CAVE. With a `pool`, the current versions are asked for beside the check.
     """
     conn = cave.connection
+    current = pool.submit(conn.versions, expired=False) if pool is not None else None
     conn.check_version(cfg.version, allow_expired=True)
-    expired = cfg.version not in conn.versions(expired=False)
+    listed = current.result() if current is not None else conn.versions(expired=False)
+    expired = cfg.version not in listed
     if expired != cfg.archived:
         context.log.warning(
             f"v{cfg.version}: CAVE lists it as {'expired' if expired else 'current'} but "
@@ -114,10 +119,11 @@ def download_raw_tables(context: dg.AssetExecutionContext, cave: CaveResource):
         ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-raw") as pool,
     ):
         conn = cave.connection
-        # the version's record and tables are asked while it is checked: one wait, not three
+        # the version's record, tables and the current versions are asked while it is checked:
+        # one wait, not four
         metadata = pool.submit(conn.version_metadata, cfg.version)
         listed = pool.submit(conn.tables, cfg.version)
-        static = expired_version(context, cave, cfg)
+        static = expired_version(context, cave, cfg, pool)
         stamp = metadata.result()["time_stamp"].isoformat()
         if static:
             context.log.info(f"v{cfg.version} has expired: reading its static dumps")

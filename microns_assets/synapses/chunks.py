@@ -38,6 +38,9 @@ from microns_assets.synapses import checks
 from microns_assets.synapses.config import SynapseConfig
 
 UNITS = dg.AssetKey(catalogue.UNITS.key)
+#: How old a list of current versions (the raw tables' step asked just before, when the runs of a
+#: version follow one another in one process) may be to tell whether chunks come from the API.
+CURRENT_VERSIONS_MAX_AGE_S = 60.0
 #: Bump when the same inputs would give a chunk different rows: older files are then redone.
 CHUNK_CODE_VERSION = "2"
 
@@ -214,7 +217,7 @@ def _run_version(
         conn = cave.connection
         table = conn.datastack_info()["synapse_table"]
         shape = individual if config.mode == "individual" else aggregate
-        if sel.version in conn.versions(expired=False):
+        if sel.version in conn.versions(expired=False, max_age_s=CURRENT_VERSIONS_MAX_AGE_S):
             downloads = (
                 (label, rows, _query_facts(table, stats))
                 for label, rows, stats in download_chunks(

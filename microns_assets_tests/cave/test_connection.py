@@ -61,6 +61,19 @@ def test_token_is_sent_when_given(emulator):
     assert "s3cret" not in repr(conn.settings)
 
 
+def test_a_recent_version_list_is_answered_again_only_when_allowed(emulator):
+    conn = connect(emulator)
+    conn.versions(expired=True)  # the client is built and asked once
+    emulator.server.stats.reset()
+    listed = [conn.versions(), conn.versions(max_age_s=60), conn.versions(expired=True)]
+    assert listed[0] == listed[1] and 1300 in listed[0] and len(listed[2]) >= len(listed[0])
+    asked = sum(n for path, n in emulator.server.stats.paths.items() if path.endswith("/versions"))
+    assert asked == 2  # the second list came from the first; expired ones are another list
+    conn.versions(max_age_s=0)  # too old (any age is): asked again
+    asked = sum(n for path, n in emulator.server.stats.paths.items() if path.endswith("/versions"))
+    assert asked == 3
+
+
 @pytest.mark.parametrize("bad", [999, "abc", 13.5, None])
 def test_unknown_or_non_int_version_lists_the_available_ones(emulator, bad):
     with pytest.raises(errors.UnknownVersionError) as info:
