@@ -330,19 +330,41 @@ def _assemble(
     table: str,
     version: int,
 ) -> pd.DataFrame:
-    """One chunk's rows from its pieces: pre cells filtered locally if not sent; ids unique."""
+    """One chunk's rows from its pieces: pre cells filtered locally if not sent; ids unique.
+
+    Id, root and size columns without missing values become plain int64 (what the shaping
+    and checks downstream read, without copies); one with a missing value stays as sent.
+    """
     if not pieces:
         return _empty(individual)
     keep = [c for c in pieces[0].columns if not c.endswith("_supervoxel_id")]
-    frame = pd.concat([p[keep] for p in pieces], ignore_index=True)
+    columns = {c: _joined([p[c] for p in pieces]) for c in keep}
     if pre_roots is not None and pre_send is None:
-        frame = frame[frame["pre_pt_root_id"].isin(pre_roots).to_numpy()]  # hashed, not sorted
-    duplicated = int(frame["id"].duplicated().sum())
+        pre = pd.Series(columns["pre_pt_root_id"], copy=False)
+        mine = pre.isin(pre_roots).to_numpy()  # hashed, not sorted (a missing pre cell is no unit)
+        if not mine.all():
+            rows = np.flatnonzero(mine)  # (taking rows by number: ~3x faster than by mask)
+            columns = {c: v.take(rows) for c, v in columns.items()}
+    ids = pd.Series(columns["id"], copy=False)
+    duplicated = 0 if ids.is_unique else int(ids.duplicated().sum())
     if duplicated:
         raise IncompleteResultError(
             f"{table} (v{version}): {duplicated} synapse ids arrived twice; refusing to store"
         )
-    return frame.reset_index(drop=True)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _joined(parts: list[pd.Series]) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A column of every piece: int64 if it holds integers and no missing value."""
+    if all(pd.api.types.is_integer_dtype(p.dtype) and not p.hasnans for p in parts):
+        arrays = [p.to_numpy(dtype=np.int64) for p in parts]
+    else:
+        arrays = [p.array for p in parts]
+    if len(arrays) == 1:
+        return arrays[0]
+    if all(isinstance(a, np.ndarray) for a in arrays):
+        return np.concatenate(arrays)
+    return pd.concat(map(pd.Series, arrays), ignore_index=True).array
 
 
 def _empty(individual: bool) -> pd.DataFrame:

@@ -4,7 +4,9 @@ Outputs are DataFrames (written whole), Arrow record-batch streams (written batc
 for roll-ups bigger than memory) or a sparse `Connectome` (one `.npz` file, `storage.matrix`);
 a step that completes many partitions one after the other writes each through `store` as it
 completes. A per-version asset that depends on all chunks of a version x chunk asset receives
-the chunk files as `{chunk: path}`, to stream rather than load.
+the chunk files as `{chunk: path}`, to stream rather than load. Synapse chunks, written while
+their step's downloads wait and read once by the roll-up, are compressed for speed (lz4); every
+other file for size (zstd).
 """
 
 from collections.abc import Mapping
@@ -14,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from upath import UPath
 
-from microns_assets.catalogue import MATRIX_KEYS
+from microns_assets.catalogue import MATRIX_KEYS, SYNAPSE_CHUNKS
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 from microns_assets.storage import (
     Connectome,
@@ -26,7 +28,7 @@ from microns_assets.storage import (
     write_frame,
 )
 from microns_assets.storage.matrix import SUFFIX as MATRIX_SUFFIX
-from microns_assets.storage.parquet import Written
+from microns_assets.storage.parquet import COMPACT, FAST, Written
 from microns_assets.storage.reuse import reusable
 from microns_assets.storage.rollup import Streamed, write_batches
 
@@ -62,7 +64,7 @@ def _head(path: UPath) -> pd.DataFrame:
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
-    """Stores assets as zstd Parquet under `<data_dir>/<datastack>/v<version>/`."""
+    """Stores assets as Parquet (zstd; chunks lz4) under `<data_dir>/<datastack>/v<version>/`."""
 
     data_dir: str
     datastack: str
@@ -113,7 +115,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         provenance (from `frame.attrs["provenance"]`).
         """
         provenance = dict(frame.attrs.get("provenance", {}))
-        written = write_frame(frame, self.path_for(asset_key, partition_key), provenance)
+        compression = FAST if tuple(asset_key.path) == tuple(SYNAPSE_CHUNKS.key) else COMPACT
+        path = self.path_for(asset_key, partition_key)
+        written = write_frame(frame, path, provenance, compression)
         return _file_metadata(written, frame.head(PREVIEW_ROWS), len(frame.columns), provenance)
 
     def describe(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from microns_assets.emulator import Faults
@@ -85,6 +86,9 @@ def test_default_selection_aggregated_equals_ground_truth(workspace, session_emu
     assert merged["post_pt_root_id"].tolist() == expected["post_pt_root_id"].tolist()
     assert merged["size"].tolist() == expected["sum"].tolist()
     assert merged["n_synapses"].tolist() == expected["count"].tolist()
+    # chunks are written fast (and read once), the merged file small
+    chunk_file = next((workspace[2] / "synapse_chunks").glob("*.parquet"))
+    assert _codecs(chunk_file) == {"LZ4"} and _codecs(workspace[2] / "synapses.parquet") == {"ZSTD"}
     events = {
         e.materialization.asset_key.to_user_string(): e.materialization.metadata
         for e in rollup.get_asset_materialization_events()
@@ -260,3 +264,13 @@ def test_a_failed_chunk_run_reports_nothing_and_the_rollup_waits(workspace, emul
     rollup = run(workspace, "synapses", "1300")
     assert not rollup.success
     assert "['13']" in failure_messages(rollup)
+
+
+def _codecs(path) -> set[str]:
+    """The compression codecs of a Parquet file's columns (pyarrow calls LZ4_RAW "LZ4")."""
+    meta = pq.ParquetFile(path).metadata
+    return {
+        meta.row_group(g).column(c).compression
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    }
