@@ -187,6 +187,9 @@ def test_one_run_stores_every_chunk_with_its_own_metadata_and_checks(workspace, 
     slow = {**resources, "cave": three}
     [result] = download_all(workspace, {"remove_autapses": True}, slow)
     assert emulator.server.stats.max_in_flight == 3  # concurrent, never above the setting
+    asked = [p for p, n in emulator.server.stats.paths.items() if "/table/" in p and n]
+    assert asked and not [p for p in asked if p.endswith("/metadata")]  # (a synapse table joins
+    # nothing: no query waits for the table's metadata first)
     events = [e.materialization for e in result.get_asset_materialization_events()]
     assert sorted(e.partition for e in events) == [f"1300|{c}" for c in CHUNK_KEYS]
     for event in events:
