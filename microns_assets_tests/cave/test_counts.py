@@ -28,7 +28,7 @@ def posts(syn) -> list[int]:
     return syn["post_pt_root_id"].value_counts().index[:60].astype("int64").tolist()
 
 
-LOSSY_SEED = 3  # a seed under which some answers lose rows, and retries recover
+LOSSY_SEED = 2  # a seed under which some answers lose rows, and retries recover
 
 
 def query_url(emulator, table: str = SYN) -> str:
