@@ -113,9 +113,15 @@ def sorted_batches(
     memory_limit: str = "256MB",
     temp_dir: str | None = None,
     batch_rows: int = 1_000_000,
+    threads: int | None = None,
 ) -> pa.RecordBatchReader:
-    """All rows of `paths` sorted by `order_by`, as a stream of record batches."""
+    """All rows of `paths` sorted by `order_by`, as a stream of record batches.
+
+    `threads`: how many threads DuckDB sorts on (default: one per core).
+    """
     con = duckdb_for(paths, memory_limit, temp_dir)
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}")
     files = [str(p) for p in paths]
     columns = ", ".join(f'"{c}"' for c in order_by)
     relation = con.sql(f"SELECT * FROM read_parquet(?) ORDER BY {columns}", params=[files])

@@ -18,6 +18,7 @@ from microns_assets.carry_down import CARRY_DOWN
 from microns_assets.metadata import png_markdown
 from microns_assets.partitions import by_version, mat_version
 from microns_assets.processing.connectome import ChunkSummary
+from microns_assets.processing.painter import painter
 from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
 from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir
@@ -108,7 +109,10 @@ def synapses(
     )
     context.log.info(f"v{version}: rolling up {len(paths)} chunks, sorted by {', '.join(order)}")
     with spill_dir(paths) as spill:  # the IO manager writes the stream before we resume
-        reader = sorted_batches(paths, order, temp_dir=spill)
+        # on one thread while the helper reads the same chunks: the helper is the longer path
+        # (at `real` 4.4 s instead of 5.2 s for the step, at 30000 ~0.1 s less)
+        threads = 1 if painter().pid() is not None else None
+        reader = sorted_batches(paths, order, temp_dir=spill, threads=threads)
         tally = checks.tallied_columns(selection["mode"])
         streamed = Streamed(
             reader,

@@ -83,3 +83,17 @@ def test_a_missing_key_is_an_error_and_no_file_is_left(tmp_path):
     with pytest.raises(ValueError, match="'pre_pt_root_id' has missing values"):
         write_batches(streamed, UPath(tmp_path / "out.parquet"))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_the_stream_is_every_row_sorted_on_any_number_of_threads(tmp_path, threads):
+    rng = np.random.default_rng(7)
+    frames = [_frame(rng, 2000) for _ in range(3)]
+    paths = [UPath(tmp_path / f"{i:02d}.parquet") for i in range(len(frames))]
+    for path, frame in zip(paths, frames, strict=True):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(path))
+    got = sorted_batches(paths, KEYS, batch_rows=500, threads=threads).read_all().to_pandas()
+    everything = pd.concat(frames, ignore_index=True)
+    assert len(got) == len(everything) == 6000
+    assert got[KEYS].equals(everything.sort_values(KEYS, ignore_index=True)[KEYS])
+    assert got["size"].sum() == everything["size"].sum()
