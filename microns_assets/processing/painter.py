@@ -62,16 +62,21 @@ class Pending:
         self.name, self.args = name, args
         self._answered = threading.Event()
         self._answer: tuple[bool, Any] | None = None  # None: no answer (done here instead)
+        self._here = threading.Lock()  # (one asker does the work here; the others wait)
 
     def _settle(self, answer: tuple[bool, Any] | None) -> None:
         self._answer = answer
         self._answered.set()
 
     def result(self) -> Any:
-        """The answer: the function's return value (`HelperError` if it failed in the helper)."""
+        """The answer: the function's return value (`HelperError` if it failed in the helper).
+
+        Work done here (no helper) is done once, however often its answer is asked for.
+        """
         self._answered.wait()
-        if self._answer is None:
-            return _function(self.name)(*self.args)
+        with self._here:
+            if self._answer is None:
+                self._answer = (True, _function(self.name)(*self.args))
         ok, value = self._answer
         if not ok:
             raise HelperError(f"{self.name} failed in the helper process:\n{value}")

@@ -125,6 +125,15 @@ def test_without_a_helper_pictures_are_drawn_in_process(painter):
     assert painter.pid() is None  # drawing alone starts no process
 
 
+def test_work_done_in_process_is_done_once_however_often_it_is_asked(painter, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "warm", lambda: drawn.append("warm") or b"png")
+    pending = painter.submit("warm")  # no helper: done here, when first asked
+    assert drawn == []
+    assert pending.result() == pending.result() == b"png"
+    assert drawn == ["warm"]
+
+
 def test_a_drawing_error_is_raised_here_with_the_helpers_traceback(painter):
     painter.warm()
     with pytest.raises(HelperError, match=r"(?s)connectivity_png failed.*Traceback.*to_numpy"):
