@@ -53,10 +53,24 @@ class Connectome:
         return iter((self.matrix, self.index))
 
 
+#: Members stored without compression: a sparse matrix's column numbers look random to zlib,
+#: which at level 1 takes 3x the time of all other members together to halve them (at 30000:
+#: 6.1 -> 3.3 MB in 0.2 s), while the values (mostly 1) shrink 16x in 0.06 s.
+STORED = frozenset({"indices"})
+
+
 def _savez_fast(buffer: io.BytesIO, **arrays: np.ndarray) -> None:
-    """`np.savez_compressed` at zlib level 1: 6x faster for ~10 % more bytes (same format)."""
+    """`np.savez_compressed` at zlib level 1 (6x faster for ~10 % more bytes), `STORED` as is.
+
+    The same format: `np.load` reads stored and deflated members alike.
+    """
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         for name, array in arrays.items():
+            if name in STORED:
+                npy = io.BytesIO()
+                np.lib.format.write_array(npy, np.asanyarray(array), allow_pickle=False)
+                z.writestr(f"{name}.npy", npy.getbuffer(), compress_type=zipfile.ZIP_STORED)
+                continue
             with z.open(f"{name}.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 

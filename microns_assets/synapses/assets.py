@@ -119,14 +119,14 @@ def synapses(
             prov,
             tally=tally,
             sorted_by=tuple(order),
-            later=lambda: _summary_metadata(summary.result()),
+            later=lambda: _summary_metadata(connectome.summary_of(summary)),
         )  # fmt: skip  (the summary is attached once the file is written: made meanwhile)
         yield dg.Output(
             streamed,
             output_name=_ROLLUP.name,
             metadata={"chunks": len(paths), "mode": selection["mode"]},
         )
-    built = summary.result()
+    built = connectome.summary_of(summary)
     chunk_totals = built.totals
     results = list(checks.rollup_results(streamed.written, chunk_totals, selection["mode"]))
     yield from results

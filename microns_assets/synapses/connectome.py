@@ -20,7 +20,7 @@ from upath import UPath
 from microns_assets import catalogue
 from microns_assets.analysis.connectivity import unit_cells
 from microns_assets.metadata import png_markdown
-from microns_assets.processing.connectome import BuiltConnectome
+from microns_assets.processing.connectome import BuiltConnectome, ChunkSummary
 from microns_assets.processing.painter import Pending, painter
 from microns_assets.storage import Connectome
 
@@ -45,6 +45,18 @@ def submit(chunk_files: list[UPath], units: pd.DataFrame, mode: str) -> Pending:
     return painter().submit(
         "connectome.summarize_chunks", list(chunk_files), cells, mode != "individual"
     )
+
+
+def summary_of(pending: Pending) -> ChunkSummary:
+    """`submit`'s answer, waiting for the helper to send it.
+
+    Its connectome is a scipy matrix, so taking in the answer imports scipy.sparse (~0.13 s)
+    if this process has not yet. Imported here first: while the helper still works and this
+    step waits (its merged file written), not on the roll-up's path once the answer arrived.
+    """
+    import scipy.sparse  # noqa: F401
+
+    return pending.result()
 
 
 def finish(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,6 +36,23 @@ def test_matrix_index_and_provenance_round_trip_exactly(tmp_path):
     assert index.tolist() == ROOTS and index.name == "pt_root_id"
     assert back.provenance == {"version": 1300}
     assert [p.name for p in path.parent.iterdir()] == ["connectome.npz"]  # no temporary left
+
+
+def test_column_numbers_are_stored_as_is_the_rest_deflated_and_numpy_reads_it(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 2000
+    matrix = sp.random(n, n, density=0.01, format="csr", random_state=rng, dtype=np.float64)
+    matrix.data = rng.integers(1, 4, matrix.nnz).astype(np.int64)
+    path = UPath(tmp_path) / "connectome.npz"
+    write_connectome(Connectome(matrix, pd.Index(np.arange(n)), {}), path)
+    with zipfile.ZipFile(path) as z:
+        kinds = {i.filename: i.compress_type for i in z.infolist()}
+    assert kinds.pop("indices.npy") == zipfile.ZIP_STORED
+    assert set(kinds.values()) == {zipfile.ZIP_DEFLATED}
+    with np.load(path, allow_pickle=False) as npz:  # plain numpy reads both kinds of member
+        np.testing.assert_array_equal(npz["indices"], matrix.indices)
+        np.testing.assert_array_equal(npz["data"], matrix.data)
+    assert (read_connectome(path).matrix != matrix).nnz == 0
 
 
 def test_a_matrix_must_fit_its_index():
