@@ -37,6 +37,7 @@ from microns_assets.materialize.stages import STAGE_NAMES, add_version, version_
 from microns_assets.partitions import version_chunk
 from microns_assets.processing.painter import painter
 from microns_assets.resources.cave import CaveResource
+from microns_assets.synapses import connectome
 
 #: The console log level of in-process runs; the full event log is in the instance (web UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -117,6 +118,7 @@ def materialize_version(
     for stage, (name, requests) in enumerate(zip(STAGE_NAMES, stages, strict=True)):
         if stage == 1 and stages[-1]:  # the helper gets ready for the roll-up while chunks load
             painter().submit("connectome.warm")
+            connectome.expect_rollup(int(key))  # its summary is asked once the chunks are in
         print(f"v{key}: {name} ({len(requests)} run{'s' * (len(requests) != 1)})", file=out)
         for request in requests:
             chunked = CHUNKS in request.asset_selection

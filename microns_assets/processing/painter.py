@@ -68,6 +68,10 @@ class Pending:
         self._answer = answer
         self._answered.set()
 
+    def done(self) -> bool:
+        """Whether the answer is here (work waiting to be done in process is not done)."""
+        return self._answered.is_set() and self._answer is not None
+
     def result(self) -> Any:
         """The answer: the function's return value (`HelperError` if it failed in the helper).
 

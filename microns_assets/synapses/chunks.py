@@ -34,7 +34,7 @@ from microns_assets.provenance import provenance
 from microns_assets.resources import CaveResource, ParquetIOManager, cave_errors_as_failures
 from microns_assets.static_dumps.synapses import split_synapses, synapse_files
 from microns_assets.static_dumps.tables import read_header
-from microns_assets.synapses import checks
+from microns_assets.synapses import checks, connectome
 from microns_assets.synapses.config import SynapseConfig
 
 UNITS = dg.AssetKey(catalogue.UNITS.key)
@@ -165,6 +165,11 @@ class _Chunks:
         done = len(self.outcomes)
         self.context.log.info(chunk_line(str(key), status, detail, done, len(self.keys)))
         return True
+
+    def all_stored(self, keys: list[dg.MultiPartitionKey]) -> bool:
+        """Whether `keys` are every chunk of a version, each stored (or reused)."""
+        outcomes = [self.outcomes.get(str(key)) for key in keys]
+        return len(keys) == N_CHUNKS and all(o and o.metadata is not None for o in outcomes)
 
     def failed(self) -> list[str]:
         return sorted(k for k, o in self.outcomes.items() if o.metadata is None)
@@ -301,6 +306,9 @@ def synapse_chunks(
         units = io_manager.read(UNITS, version)  # a dependency (lineage), read per version
         sel = _select(int(version), units, config)
         _run_version(chunks, config, cave, keys, sel)
+        if chunks.all_stored(keys):  # the roll-up's helper work can start while events are kept
+            files = [io_manager.path_for(checks.CHUNKS, key) for key in keys]
+            connectome.ask_early(int(version), files, units, config.mode)
     failed = chunks.failed()
     if failed:
         _log_checks(context, chunks, targets={})
