@@ -4,10 +4,9 @@
 none of this depends on the rows' order, so it needs no sorted file) and gives their totals
 (what the roll-up's check holds the merged file against), the synapses by pre/post cell class
 (`by_class`) with its heatmap, and the connectome: a sparse matrix over the units' cells
-(`analysis.connectivity`) binned for its picture (`plots.connectome_grid`, drawn by
-`plots.connectome_grid_png`). It is pure work on files and frames, so the roll-up asks the
-helper process (`processing.painter`) for it and sorts and writes the merged file meanwhile on
-its own core. No Dagster imports.
+(`analysis.connectivity`) and its picture (`plots.connectome_png`). It is pure work on files
+and frames, so the roll-up asks the helper process (`processing.painter`) for it and sorts and
+writes the merged file meanwhile on its own core. No Dagster imports.
 """
 
 from __future__ import annotations
@@ -30,13 +29,13 @@ if TYPE_CHECKING:  # imported where a matrix is built: loading definitions stays
 
 @dataclass(frozen=True)
 class BuiltConnectome:
-    """A connectome, the synapses it counts and leaves out, and its blocks for a picture."""
+    """A connectome, the synapses it counts and leaves out, and its picture."""
 
     matrix: sp.csr_matrix
     index: pd.Index
     inside: int  # synapses in the matrix
     outside: int  # synapses with a partner outside the cells, left out
-    grid: plots.ConnectomeGrid
+    picture: bytes  # PNG: the connectome binned by layer and cell type (`plots.connectome_png`)
 
 
 #: The class of a presynaptic partner that is not a unit (or is one without a class).
@@ -75,7 +74,7 @@ def summarize_chunks(paths: list[UPath], cells: pd.DataFrame, counted: bool) -> 
     matrix, left_out = positions_matrix(len(index), pre, post, weights)
     connectome = BuiltConnectome(
         matrix, index, int(matrix.sum()), int(weights[left_out].sum()),
-        plots.connectome_grid(matrix, cells),
+        plots.connectome_png(matrix, cells),
     )  # fmt: skip
     picture = plots.connectivity_png(classes) if classes.size else None
     return ChunkSummary(totals, classes, picture, connectome)

@@ -92,7 +92,6 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                     "path": dg.MetadataValue.path(str(written.path)),
                     "size_bytes": dg.MetadataValue.int(written.bytes),
                     "provenance": dg.MetadataValue.json(obj.provenance),
-                    **(obj.later() if obj.later is not None else {}),
                 }
             )
             return

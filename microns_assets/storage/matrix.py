@@ -13,7 +13,7 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,15 +34,12 @@ _ARRAYS = ("data", "indices", "indptr", "shape", "pt_root_id", "provenance")
 class Connectome:
     """A square sparse matrix over cells, rows presynaptic, and the cells' root ids in order.
 
-    Unpacks as `(matrix, index)`: `matrix, index = load("connectome", 1300)`. `later`, if given,
-    is called once the file is written, for metadata that was not ready when the connectome was
-    handed over (its picture, drawn meanwhile).
+    Unpacks as `(matrix, index)`: `matrix, index = load("connectome", 1300)`.
     """
 
     matrix: sp.csr_matrix
     index: pd.Index
     provenance: dict = field(default_factory=dict)
-    later: Callable[[], dict] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.index)

@@ -123,10 +123,7 @@ def summary_of(pending: Pending) -> ChunkSummary:
 def finish(
     built: BuiltConnectome, synapses_written: int, provenance: dict
 ) -> tuple[Connectome, dict, dg.AssetCheckResult]:
-    """The connectome to store, its metadata and its check against the roll-up's synapses.
-
-    Its picture is drawn by the helper while the IO manager writes it, and attached then.
-    """
+    """The connectome to store, its metadata (picture included) and its check (see module)."""
     matrix, index = built.matrix, built.index
     metadata = {
         "units": dg.MetadataValue.int(len(index)),
@@ -134,8 +131,8 @@ def finish(
         "synapses": dg.MetadataValue.int(built.inside),
         "synapses_with_a_partner_outside_units": dg.MetadataValue.int(built.outside),
         "density": dg.MetadataValue.float(matrix.nnz / max(len(index), 1) ** 2),
+        "picture": png_markdown(built.picture, "connectome by layer and type"),
     }
-    picture = painter().submit("connectome_grid_png", built.grid)  # drawn while it is written
     check = dg.AssetCheckResult(
         asset_key=KEY,
         check_name=CHECK.name,
@@ -146,8 +143,4 @@ def finish(
             "written_by_rollup": synapses_written,
         },
     )
-
-    def later() -> dict:
-        return {"picture": png_markdown(picture.result(), "connectome by layer and type")}
-
-    return Connectome(matrix, index, provenance, later=later), metadata, check
+    return Connectome(matrix, index, provenance), metadata, check
