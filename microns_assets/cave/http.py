@@ -17,6 +17,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+#: Bodies are read in pieces this large. `Response.content` reads 10 KiB at a time, each piece
+#: ~15 µs of Python through urllib3 and http.client: a synapse answer of 2.3 MB took 230 reads
+#: and ~3 ms of CPU more than one piece does (the same errors for a cut body either way).
+READ_CHUNK = 1 << 20
 #: Statuses worth retrying: gateway errors, overload, rate limiting.
 RETRY_STATUSES = (429, 502, 503, 504)
 ROW_CAP_WARNING = "Limited query to"
@@ -99,8 +103,9 @@ class _HardenedAdapter(HTTPAdapter):
             response = super().send(request, **kwargs)
             if kwargs.get("stream"):
                 return response
-            try:
-                _ = response.content  # read here, where a cut body can still be retried
+            try:  # read here, where a cut body can still be retried
+                if response._content is False:  # (requests' mark for "not read yet")
+                    response._content = b"".join(response.iter_content(READ_CHUNK)) or b""
                 return response
             except _BODY_ERRORS:
                 response.close()
