@@ -262,3 +262,45 @@ def test_the_web_uis_log_watcher_sees_every_write(tmp_path, web_ui_storage):
             while f"live {n}" not in seen and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert f"live {n}" in seen, f"the watcher did not see write {n} in 10 s"
+
+
+def _index_queries(storage: KeptEngineEventLogStorage) -> list[str]:
+    """The SQL statements run on the index file from now on (a listener on its kept engine)."""
+    with storage.index_connection():
+        pass  # (the engine exists from here on)
+    seen: list[str] = []
+    sa.event.listen(
+        storage._engines["index"],
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *args: seen.append(statement),
+    )
+    return seen
+
+
+def test_an_existing_dynamic_partition_is_asked_once_a_second_and_a_no_never_kept(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(instance_storage, "KNOWN_PARTITION_S", 0.5)
+    (tmp_path / "dagster.yaml").write_text(dagster_yaml(tmp_path))
+    with (
+        dg.DagsterInstance.from_config(str(tmp_path)) as ours,
+        dg.DagsterInstance.from_config(str(tmp_path)) as other,  # another process, say
+    ):
+        storage = ours.event_log_storage
+        queries = _index_queries(storage)
+        assert not storage.has_dynamic_partition("v", "1300")
+        other.add_dynamic_partitions("v", ["1300"])
+        assert storage.has_dynamic_partition("v", "1300")  # a "no" was not kept
+        asked = len(queries)
+        assert all(storage.has_dynamic_partition("v", "1300") for _ in range(20))
+        assert len(queries) == asked  # the "yes" was kept
+        # deleted here: known at once
+        storage.delete_dynamic_partition("v", "1300")
+        assert not storage.has_dynamic_partition("v", "1300")
+        # deleted by another process: taken to exist for at most KNOWN_PARTITION_S
+        ours.add_dynamic_partitions("v", ["1300"])
+        assert storage.has_dynamic_partition("v", "1300")
+        other.delete_dynamic_partition("v", "1300")
+        time.sleep(0.6)
+        assert not storage.has_dynamic_partition("v", "1300")
+        assert not other.event_log_storage.has_dynamic_partition("v", "1300")
