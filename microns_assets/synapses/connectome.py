@@ -68,6 +68,13 @@ def expect_rollup(version: int) -> None:
         _EARLY.expected.add(version)
 
 
+def forget_early(version: int) -> None:
+    """No roll-up of `version` follows here: let go of what was asked early (`ask_early`)."""
+    with _EARLY.lock:
+        _EARLY.expected.discard(version)
+        _EARLY.asked.pop(version, None)
+
+
 def ask_early(version: int, chunk_files: list[UPath], units: pd.DataFrame, mode: str) -> bool:
     """Ask the helper now for the summary the roll-up of `version` will ask for; whether asked.
 

@@ -45,8 +45,7 @@ def helper():
     painter().warm()
     yield painter()
     painter().close()
-    connectome._EARLY.asked.clear()
-    connectome._EARLY.expected.clear()
+    connectome.forget_early(1300)
 
 
 def test_the_roll_up_takes_the_answer_asked_early_for_the_same_files(files, helper):
@@ -78,7 +77,7 @@ def test_another_question_is_asked_again(files, helper):
     assert connectome.submit(1300, files[:2], UNITS, "individual") is not early
     early = asked_early()
     assert connectome.submit(1301, files, UNITS, "individual") is not early  # another version
-    connectome._EARLY.asked.clear()
+    connectome.forget_early(1300)
     # a file written again after the early question: its answer is of the old rows
     early = asked_early()
     before = early.result().totals
@@ -99,4 +98,14 @@ def test_without_a_helper_nothing_is_asked_early(files):
         assert not connectome.ask_early(1300, files, UNITS, "individual")
         assert 1300 not in connectome._EARLY.asked
     finally:
-        connectome._EARLY.expected.clear()
+        connectome.forget_early(1300)
+
+
+def test_what_was_asked_early_for_a_roll_up_that_does_not_follow_is_let_go(files, helper):
+    connectome.expect_rollup(1300)
+    assert connectome.ask_early(1300, files, UNITS, "individual")
+    early = connectome._EARLY.asked[1300][3]
+    connectome.forget_early(1300)  # (materialize, when its roll-up did not run)
+    assert 1300 not in connectome._EARLY.asked
+    assert not connectome.ask_early(1300, files, UNITS, "individual")  # no longer expected
+    assert connectome.submit(1300, files, UNITS, "individual") is not early
