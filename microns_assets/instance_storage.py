@@ -166,6 +166,7 @@ class KeptEngineEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._tables: set[str] = set()
         self._known: dict[tuple[str, str], float] = {}  # dynamic partition -> when it was seen
+        self._deletions = 0  # (a "yes" read while a deletion ran here is not kept)
         super().__init__(base_dir, inst_data)
 
     @contextmanager
@@ -243,23 +244,33 @@ class KeptEngineEventLogStorage(SqliteEventLogStorage):
         seen = self._known.get(key)
         if seen is not None and time.monotonic() - seen < KNOWN_PARTITION_S:
             return True
+        deletions, asked = self._deletions, time.monotonic()
         found = super().has_dynamic_partition(partitions_def_name, partition_key)
-        if found:
-            self._known[key] = time.monotonic()
+        if found and deletions == self._deletions:
+            self._known[key] = asked
         else:
             self._known.pop(key, None)
         return found
 
     def delete_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> None:
         """Dagster's, and the partition is no longer taken to exist."""
+        self._deletions += 1
         self._known.pop((partitions_def_name, partition_key), None)
-        super().delete_dynamic_partition(partitions_def_name, partition_key)
-        self._known.pop((partitions_def_name, partition_key), None)  # (asked meanwhile)
+        try:
+            super().delete_dynamic_partition(partitions_def_name, partition_key)
+        finally:
+            self._deletions += 1
+            self._known.pop((partitions_def_name, partition_key), None)
 
     def wipe(self) -> None:
         """Dagster's, and no partition is taken to exist."""
+        self._deletions += 1
         self._known.clear()
-        super().wipe()
+        try:
+            super().wipe()
+        finally:
+            self._deletions += 1
+            self._known.clear()
 
     def _forget_old_engines(self) -> None:
         """Keep the index's engine and the most recently used run shards' engines.

@@ -37,7 +37,7 @@ from microns_assets.materialize.stages import STAGE_NAMES, add_version, version_
 from microns_assets.partitions import version_chunk
 from microns_assets.processing.painter import painter
 from microns_assets.resources.cave import CaveResource
-from microns_assets.synapses import connectome
+from microns_assets.synapses import summary
 
 #: The console log level of in-process runs; the full event log is in the instance (web UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -115,44 +115,46 @@ def materialize_version(
     stages = version_stages(defs, instance, key)
     job = defs.resolve_implicit_global_asset_job_def()
     tags = {DRIVER_TAG: DRIVER, WORKER_TAG: WorkerId.this_process().tag()}
-    for stage, (name, requests) in enumerate(zip(STAGE_NAMES, stages, strict=True)):
-        if stage == 1 and stages[-1]:  # the helper gets ready for the roll-up while chunks load
-            painter().submit("connectome.warm")
-            connectome.expect_rollup(int(key))  # its summary is asked once the chunks are in
-        print(f"v{key}: {name} ({len(requests)} run{'s' * (len(requests) != 1)})", file=out)
-        for request in requests:
-            chunked = CHUNKS in request.asset_selection
-            bar = None
-            if chunked:
-                total = chunk_count(request.tags, instance)
-                bar = tqdm(total=total, desc=f"v{key} synapse chunks", unit="chunk", file=out)
-            follower = RunFollower(instance, bar)
-            run_id = make_new_run_id()
-            clock, cpu = time.perf_counter(), time.process_time()
-            try:
-                with following(follower, run_id):
-                    job.execute_in_process(
-                        run_config=run_config_for(defs, request, run_config or {}),
-                        instance=instance,
-                        partition_key=request.partition_key,
-                        asset_selection=list(request.asset_selection),
-                        tags={**request.tags, **tags},
-                        run_id=run_id,
-                        raise_on_error=False,
-                    )
-            except dg.DagsterError as err:  # the run could not start, e.g. invalid run config
-                report.failures.append(StepFailure("run", key, str(err).splitlines()[0]))
-            finally:
-                if bar is not None:
-                    bar.close()
-            report.times.append(
-                RunTime(name, time.perf_counter() - clock, time.process_time() - cpu)
-            )
-            report.run_ids.append(run_id)
-            report.chunks.update(follower.chunks)
-            report.failures += run_failures(instance, run_id)
-        if not report.success:
-            break
-    connectome.forget_early(int(key))  # (asked early for a roll-up that did not run: let go)
+    try:
+        for stage, (name, requests) in enumerate(zip(STAGE_NAMES, stages, strict=True)):
+            if stage == 1 and stages[-1]:  # the helper gets ready for the roll-up while chunks load
+                painter().submit("connectome.warm")
+                summary.expect_rollup(int(key))  # its summary is asked once the chunks are in
+            print(f"v{key}: {name} ({len(requests)} run{'s' * (len(requests) != 1)})", file=out)
+            for request in requests:
+                chunked = CHUNKS in request.asset_selection
+                bar = None
+                if chunked:
+                    total = chunk_count(request.tags, instance)
+                    bar = tqdm(total=total, desc=f"v{key} synapse chunks", unit="chunk", file=out)
+                follower = RunFollower(instance, bar)
+                run_id = make_new_run_id()
+                clock, cpu = time.perf_counter(), time.process_time()
+                try:
+                    with following(follower, run_id):
+                        job.execute_in_process(
+                            run_config=run_config_for(defs, request, run_config or {}),
+                            instance=instance,
+                            partition_key=request.partition_key,
+                            asset_selection=list(request.asset_selection),
+                            tags={**request.tags, **tags},
+                            run_id=run_id,
+                            raise_on_error=False,
+                        )
+                except dg.DagsterError as err:  # the run could not start, e.g. invalid run config
+                    report.failures.append(StepFailure("run", key, str(err).splitlines()[0]))
+                finally:
+                    if bar is not None:
+                        bar.close()
+                report.times.append(
+                    RunTime(name, time.perf_counter() - clock, time.process_time() - cpu)
+                )
+                report.run_ids.append(run_id)
+                report.chunks.update(follower.chunks)
+                report.failures += run_failures(instance, run_id)
+            if not report.success:
+                break
+    finally:  # (asked early for a roll-up that did not run: let go)
+        summary.forget_early(int(key))
     report.seconds = time.perf_counter() - start
     return report

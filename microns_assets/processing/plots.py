@@ -120,7 +120,7 @@ def block_sums(matrix, position: np.ndarray, bins: int) -> np.ndarray:
 class ConnectomeGrid:
     """What the connectome picture shows: synapses summed in blocks, and where lines go.
 
-    Small (at most `pixels` x `pixels`), so a picture helper process gets it, not the matrix.
+    Small (at most `pixels` x `pixels`): what is drawn, whatever the matrix's size.
     """
 
     grid: np.ndarray  # summed synapses per block, pre (rows) x post (columns)

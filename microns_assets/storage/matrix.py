@@ -63,12 +63,11 @@ def _savez_fast(buffer: io.BytesIO, **arrays: np.ndarray) -> None:
     """
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         for name, array in arrays.items():
+            member: str | zipfile.ZipInfo = f"{name}.npy"
             if name in STORED:
-                npy = io.BytesIO()
-                np.lib.format.write_array(npy, np.asanyarray(array), allow_pickle=False)
-                z.writestr(f"{name}.npy", npy.getbuffer(), compress_type=zipfile.ZIP_STORED)
-                continue
-            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                member = zipfile.ZipInfo(f"{name}.npy")
+                member.compress_type = zipfile.ZIP_STORED
+            with z.open(member, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 

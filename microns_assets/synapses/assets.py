@@ -3,7 +3,7 @@
 The roll-up streams all chunks of a version through DuckDB into one file sorted by (pre, post),
 in bounded memory. Only chunks that passed their blocking checks are ever stored, and the
 roll-up refuses chunk files of different selections or of another chunk code version. While it
-sorts, the helper process reads the same chunks once (`connectome.submit`) for their totals
+sorts, the helper process reads the same chunks once (`summary.submit`) for their totals
 (which the roll-up's check holds the written file against), synapses by cell class and the
 version's `connectome` (`connectome.py`), which the step stores once the merged file passed its
 check: one step, so a version stays three runs.
@@ -22,7 +22,7 @@ from microns_assets.processing.painter import painter
 from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
 from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir
-from microns_assets.synapses import checks, connectome
+from microns_assets.synapses import checks, connectome, summary
 from microns_assets.synapses.chunks import CHUNK_CODE_VERSION, synapse_chunks
 
 __all__ = ["synapse_chunks", "synapses"]
@@ -95,7 +95,9 @@ def synapses(
     selection = chunk_prov[0]["selection"]
     # the helper reads the chunks once for their totals, synapses by class (and its picture)
     # and connectome, while this process sorts and writes them
-    summary = connectome.submit(version, paths, unit_table, selection["mode"])
+    answer = summary.submit(version, paths, unit_table, selection["mode"])
+    if summary.asked_early(answer):
+        context.log.info(f"v{version}: the chunks' summary was asked for with their last chunk")
     order = ["pre_pt_root_id", "post_pt_root_id"]
     if selection["mode"] == "individual":
         order.append("id")
@@ -111,7 +113,7 @@ def synapses(
     with spill_dir(paths) as spill:  # the IO manager writes the stream before we resume
         # on one thread while the helper reads the same chunks: the helper is the longer path
         # (at `real` 4.4 s instead of 5.2 s for the step, at 30000 ~0.1 s less)
-        threads = 1 if painter().pid() is not None and not summary.done() else None
+        threads = 1 if painter().pid() is not None and not answer.done() else None
         reader = sorted_batches(paths, order, temp_dir=spill, threads=threads)
         tally = checks.tallied_columns(selection["mode"])
         streamed = Streamed(
@@ -119,14 +121,14 @@ def synapses(
             prov,
             tally=tally,
             sorted_by=tuple(order),
-            later=lambda: _summary_metadata(connectome.summary_of(summary)),
+            later=lambda: _summary_metadata(summary.summary_of(answer)),
         )  # fmt: skip  (the summary is attached once the file is written: made meanwhile)
         yield dg.Output(
             streamed,
             output_name=_ROLLUP.name,
             metadata={"chunks": len(paths), "mode": selection["mode"]},
         )
-    built = connectome.summary_of(summary)
+    built = summary.summary_of(answer)
     chunk_totals = built.totals
     results = list(checks.rollup_results(streamed.written, chunk_totals, selection["mode"]))
     yield from results
@@ -142,12 +144,12 @@ def synapses(
     yield check
 
 
-def _summary_metadata(summary: ChunkSummary) -> dict:
+def _summary_metadata(chunks: ChunkSummary) -> dict:
     """The roll-up's metadata from the chunks' summary: totals, synapses by class, heatmap."""
     metadata = {
-        **{f"total_{k}": v for k, v in summary.totals.items()},
-        "synapses_by_class": dg.MetadataValue.md(summary.by_class.to_markdown()),
+        **{f"total_{k}": v for k, v in chunks.totals.items()},
+        "synapses_by_class": dg.MetadataValue.md(chunks.by_class.to_markdown()),
     }
-    if summary.class_png is not None:
-        metadata["connectivity"] = png_markdown(summary.class_png, _CLASS_PICTURE)
+    if chunks.class_png is not None:
+        metadata["connectivity"] = png_markdown(chunks.class_png, _CLASS_PICTURE)
     return metadata

@@ -34,7 +34,7 @@ from microns_assets.provenance import provenance
 from microns_assets.resources import CaveResource, ParquetIOManager, cave_errors_as_failures
 from microns_assets.static_dumps.synapses import split_synapses, synapse_files
 from microns_assets.static_dumps.tables import read_header
-from microns_assets.synapses import checks, connectome
+from microns_assets.synapses import checks, summary
 from microns_assets.synapses.config import SynapseConfig
 
 UNITS = dg.AssetKey(catalogue.UNITS.key)
@@ -308,7 +308,7 @@ def synapse_chunks(
         _run_version(chunks, config, cave, keys, sel)
         if chunks.all_stored(keys):  # the roll-up's helper work can start while events are kept
             files = [io_manager.path_for(checks.CHUNKS, key) for key in keys]
-            connectome.ask_early(int(version), files, units, config.mode)
+            summary.ask_early(int(version), files, units, config.mode)
     failed = chunks.failed()
     if failed:
         _log_checks(context, chunks, targets={})

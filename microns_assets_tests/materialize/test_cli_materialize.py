@@ -74,6 +74,10 @@ def test_materialize_builds_the_whole_graph_in_three_runs(materialized, session_
     assert "(3 runs; chunks: 32 downloaded, 0 reused)" in out.stdout
     assert "32/32" in out.stdout  # the progress bar
     assert f"dev --server {session_emulator.url} --datastack minnie65_synthetic" in out.stdout
+    # the roll-up took the summary its helper was asked for when the last chunk was stored
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        said = [entry.user_message for entry in instance.all_logs(rollup.run_id)]
+    assert any("summary was asked for with their last chunk" in m for m in said)
 
 
 def test_requests_in_flight_never_exceed_the_setting(materialized):
