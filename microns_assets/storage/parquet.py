@@ -9,6 +9,7 @@ the Parquet key-value metadata under `microns_assets` and comes back in `DataFra
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -97,12 +98,25 @@ def write_frame(
     return Written(path, table.num_rows, path.stat().st_size)
 
 
+def _local_file(path: UPath) -> str | None:
+    """The local file system's name of `path`; None for object storage and the like."""
+    if not hasattr(path, "protocol"):
+        return os.fspath(path)  # (a plain `pathlib.Path`)
+    return path.path if path.protocol in ("", "file", "local") else None
+
+
 @contextmanager
 def _open_parquet(path: UPath) -> Iterator[pq.ParquetFile]:
-    """The file opened as Parquet; closed (its handle too) when the block ends."""
+    """The file opened as Parquet; closed (its handle too) when the block ends.
+
+    A local file is opened by Arrow itself: Arrow's reading threads then never call back into
+    a Python file object, which can leave a thread behind at interpreter exit (apache/arrow
+    #34314, #50482: an abort, "terminate called without an active exception", or a hang).
+    """
     if not path.exists():
         raise MissingDataError(f"{path} does not exist")
-    with path.open("rb") as handle:
+    local = _local_file(path)
+    with pa.OSFile(local, "rb") if local is not None else path.open("rb") as handle:
         try:
             file = pq.ParquetFile(handle)
         except (pa.ArrowInvalid, OSError) as err:
