@@ -13,7 +13,6 @@ from collections.abc import Mapping
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 from upath import UPath
 
 from microns_assets.catalogue import MATRIX_KEYS, SYNAPSE_CHUNKS
@@ -24,6 +23,7 @@ from microns_assets.storage import (
     asset_path,
     read_connectome,
     read_frame,
+    read_head,
     write_connectome,
     write_frame,
 )
@@ -55,12 +55,6 @@ def _file_metadata(
         ),
         "provenance": dg.MetadataValue.json(provenance),
     }
-
-
-def _head(path: UPath) -> pd.DataFrame:
-    with path.open("rb") as f:
-        file = pq.ParquetFile(f)
-        return file.read_row_group(0).slice(0, PREVIEW_ROWS).to_pandas()
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -98,7 +92,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         path = self.path_for(context.asset_key, context.partition_key)
         if isinstance(obj, Streamed):
             written = write_batches(obj, path)
-            head = _head(path) if written.rows else pd.DataFrame()
+            head = read_head(path, PREVIEW_ROWS) if written.rows else pd.DataFrame()
             metadata = _file_metadata(written, head, len(obj.reader.schema), obj.provenance)
             metadata.update(obj.later() if obj.later is not None else {})
         else:

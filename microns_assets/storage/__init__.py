@@ -10,6 +10,7 @@ from microns_assets.storage.parquet import (
     asset_path,
     read_columns,
     read_frame,
+    read_head,
     read_provenance,
     write_frame,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "read_columns",
     "read_connectome",
     "read_frame",
+    "read_head",
     "read_provenance",
     "write_connectome",
     "write_frame",

@@ -128,6 +128,12 @@ def _open_parquet(path: UPath) -> Iterator[pq.ParquetFile]:
             yield file
 
 
+def read_head(path: UPath, rows: int) -> pd.DataFrame:
+    """The first `rows` rows of a file that has rows (of its first row group): a preview."""
+    with _open_parquet(path) as file:
+        return file.read_row_group(0).slice(0, rows).to_pandas()
+
+
 def read_provenance(path: UPath) -> dict:
     """The provenance stored in a file (empty if the file carries none)."""
     with _open_parquet(path) as file:

@@ -16,6 +16,7 @@ from microns_assets.storage import (
     asset_path,
     read_columns,
     read_frame,
+    read_head,
     read_provenance,
     write_frame,
 )
@@ -91,6 +92,16 @@ def test_memory_filesystem_through_universal_pathlib():
     path = UPath("memory://microns/v1/t.parquet")
     write_frame(pd.DataFrame({"id": pd.array(BIG[:2], dtype="Int64")}), path, {"v": 1})
     assert read_frame(path)["id"].tolist() == BIG[:2]
+
+
+def test_a_local_file_reads_the_same_by_any_name_and_its_head_is_its_first_rows(tmp_path):
+    path = UPath(tmp_path) / "t.parquet"
+    frame = pd.DataFrame({"id": pd.array(BIG, dtype="Int64"), "n": np.arange(len(BIG))})
+    write_frame(frame, path, {"v": 1})
+    for name in (path, Path(path.path), UPath(f"file://{path.path}")):
+        pd.testing.assert_frame_equal(read_frame(name), frame)
+        assert read_provenance(name) == {"v": 1}
+    pd.testing.assert_frame_equal(read_head(path, 2), frame.head(2))
 
 
 def _open_descriptors_to(path) -> int:
