@@ -98,11 +98,16 @@ def write_frame(
     return Written(path, table.num_rows, path.stat().st_size)
 
 
+def is_local(path: UPath) -> bool:
+    """Whether `path` is on the local file system (not object storage); a `pathlib.Path` is."""
+    return getattr(path, "protocol", "") in ("", "file", "local")
+
+
 def _local_file(path: UPath) -> str | None:
     """The local file system's name of `path`; None for object storage and the like."""
-    if not hasattr(path, "protocol"):
-        return os.fspath(path)  # (a plain `pathlib.Path`)
-    return path.path if path.protocol in ("", "file", "local") else None
+    if not is_local(path):
+        return None
+    return path.path if hasattr(path, "protocol") else os.fspath(path)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
-from microns_assets.storage.parquet import PROVENANCE_KEY, Written, write_options
+from microns_assets.storage.parquet import PROVENANCE_KEY, Written, is_local, write_options
 
 
 @dataclass
@@ -69,11 +69,6 @@ class _Repeats:
             same &= column[1:] == column[:-1]
         self.count += int(np.count_nonzero(same))
         self._last = [column[-1] for column in columns]
-
-
-def is_local(path: UPath) -> bool:
-    """Whether `path` is on the local file system (not object storage)."""
-    return path.protocol in ("", "file", "local")
 
 
 def duckdb_for(

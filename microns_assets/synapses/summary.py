@@ -24,6 +24,7 @@ from upath import UPath
 from microns_assets.analysis.connectivity import unit_cells
 from microns_assets.processing.connectome import ChunkSummary
 from microns_assets.processing.painter import HelperError, Pending, painter
+from microns_assets.storage import is_local
 
 _FUNCTION = "connectome.summarize_chunks"
 _CELL_COLUMNS = ["pt_root_id", "layer", "cell_type", "classification_system"]
@@ -59,7 +60,7 @@ def _identity(paths: list[UPath]) -> tuple | None:
     """
     out = []
     for path in paths:
-        if getattr(path, "protocol", "") not in ("", "file", "local"):
+        if not is_local(path):
             return None
         stat = path.stat()
         out.append((str(path), int(stat.st_size), int(stat.st_mtime_ns)))
