@@ -9,6 +9,8 @@ synapse query of a version builds the server's index), then, against that same p
 1. our job: `materialize_version` of v1300 in this process, into a fresh instance (the
    `dagster.yaml` of a new home, `commands.environment.dagster_yaml`) and data dir
    (three runs: raw tables + units, all chunks, roll-up), with wall and CPU time per run;
+   the libraries (Dagster, our definitions, caveclient) are imported before the clock starts,
+   as `peer_job.py` imports caveclient and microns-combiner before its clock;
 2. the peer's job (`../shared/peer/peer_job.py`: download the tables, `process_nucleus_data`,
    `download_synapse_data` between all units, merge), in its own virtualenv:
    `python3 -m venv ~/peer-venv && ~/peer-venv/bin/pip install microns-combiner==0.4.0`.
@@ -77,6 +79,8 @@ def ours(url: str, work: Path, in_flight: int, dagster_storage: bool = False):
         MICRONS_DATA_DIR=str(work / "data"),
         MICRONS_CAVE_IN_FLIGHT=str(in_flight),
     )
+    import caveclient  # noqa: F401  # imported before the clock, as by the peer's script
+
     from microns_assets.commands.environment import dagster_yaml
     from microns_assets.definitions import defs
     from microns_assets.materialize import materialize_version
