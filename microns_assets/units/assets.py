@@ -17,6 +17,7 @@ from microns_assets.metadata import png_markdown
 from microns_assets.partitions import mat_version
 from microns_assets.processing import InputTableError, build_units
 from microns_assets.processing.painter import painter
+from microns_assets.processing.plots import DEPTH_COLUMNS
 from microns_assets.provenance import provenance
 from microns_assets.units.checks import CHECK_SPECS, check_results
 
@@ -87,7 +88,8 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
     segments.attrs["provenance"] = prov
     context.log.info(f"v{version}: {len(units)} units, layers {segments['layer'].tolist()}")
 
-    picture = painter().submit("depth_profile_png", units, segments)  # drawn meanwhile:
+    # drawn meanwhile, from the columns it shows (pickling the whole table: 10x the bytes)
+    picture = painter().submit("depth_profile_png", units[DEPTH_COLUMNS], segments)
     yield dg.Output(
         segments,
         output_name=catalogue.LAYER_SEGMENTS.name,

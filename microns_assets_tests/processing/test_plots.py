@@ -1,10 +1,15 @@
-"""`processing.plots`: the connectome picture's block sums, and the pictures being PNGs."""
+"""`processing.plots`: block sums, pictures being PNGs, the depth profile from its columns."""
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from microns_assets.processing.plots import block_sums, connectome_png
+from microns_assets.processing.plots import (
+    DEPTH_COLUMNS,
+    block_sums,
+    connectome_png,
+    depth_profile_png,
+)
 
 
 def _brute_force(dense: np.ndarray, position: np.ndarray, bins: int) -> np.ndarray:
@@ -57,3 +62,30 @@ def test_log_colour_bars_show_decades_in_plain_numbers_and_no_minor_ticks():
     # decades, written out: no mathtext ("$10^{2}$"), no "1e+05"
     assert major == ["1", "10", "100", "1,000", "10,000", "100,000", "1,000,000"]
     assert list(bar.get_ticklocs(minor=True)) == []  # no minor ticks (each an artist)
+
+
+def test_depth_profile_from_its_columns_alone_is_the_same_picture():
+    rng = np.random.default_rng(3)
+    n = 400
+    units = pd.DataFrame(
+        {
+            "nucleus_id": np.repeat(np.arange(n // 2), 2),  # two units (scans) per nucleus
+            "pt_root_id": rng.integers(1, 10**9, n),
+            "pt_position_x": rng.random(n) * 500,
+            "pt_position_y": np.repeat(rng.random(n // 2) * 800, 2),
+            "classification_system": np.repeat(
+                rng.choice(["excitatory_neuron", "inhibitory_neuron", "nonneuron"], n // 2), 2
+            ),
+            "cell_type": rng.choice(["23P", "BC", None], n),
+            "layer": rng.choice(["L2/3", "L4"], n),
+        }
+    )
+    segments = pd.DataFrame(
+        {"layer": ["L1", "L2/3"], "y_start": [0.0, 100.0], "y_end": [100.0, 800.0]}
+    )
+    whole = depth_profile_png(units, segments)
+    assert whole.startswith(b"\x89PNG\r\n\x1a\n")
+    assert depth_profile_png(units[DEPTH_COLUMNS], segments) == whole
+    # and the columns matter: another depth gives another picture
+    moved = units.assign(pt_position_y=units["pt_position_y"] * 0.5)
+    assert depth_profile_png(moved[DEPTH_COLUMNS], segments) != whole
