@@ -88,8 +88,14 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
     segments.attrs["provenance"] = prov
     context.log.info(f"v{version}: {len(units)} units, layers {segments['layer'].tolist()}")
 
-    # drawn meanwhile, from the columns it shows (pickling the whole table: 10x the bytes)
+    # drawn meanwhile (checks, counts and the segments' file are done while it draws), from
+    # the columns it shows (pickling the whole table: 10x the bytes)
     picture = painter().submit("depth_profile_png", units[DEPTH_COLUMNS], segments)
+    checked = list(check_results(units, segments))  # (yielded after the outputs they check)
+    cells = units.drop_duplicates("nucleus_id")
+    by_layer = pd.crosstab(
+        cells["layer"].fillna("(none)"), cells["classification_system"], margins=True
+    )
     yield dg.Output(
         segments,
         output_name=catalogue.LAYER_SEGMENTS.name,
@@ -97,10 +103,6 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
             "boundaries": dg.MetadataValue.md(segments.round(1).to_markdown(index=False)),
             "layers": ", ".join(segments["layer"]),
         },
-    )
-    cells = units.drop_duplicates("nucleus_id")
-    by_layer = pd.crosstab(
-        cells["layer"].fillna("(none)"), cells["classification_system"], margins=True
     )
     yield dg.Output(
         units,
@@ -113,4 +115,4 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
             "depth_profile": png_markdown(picture.result(), "depth profile"),
         },
     )
-    yield from check_results(units, segments)
+    yield from checked
