@@ -5,7 +5,7 @@ Post cells go in sub-batches as a `filter_in` on `post_pt_root_id`: the seed's `
 3/4 of the row cap (`_Sizer`). `download_chunks` downloads the sub-batches of many chunks on a few
 threads over one connection and hands each chunk over as soon as it is complete. The pre side
 is sent as a filter too, unless it is "every unit" or too long to send, in which case rows are
-filtered locally.
+filtered locally, until the answers turn out dense (see `DENSE_PRE_FILTER`).
 A capped answer is never kept: the batch is halved and each half queried again; a single post cell
 still over the cap is split by synapse `id` ranges (`complete.fetch_complete`). The pieces are
 disjoint sets of post cells or of ids, so no row can be lost or counted twice. With
@@ -18,6 +18,7 @@ Dagster imports.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
@@ -33,6 +34,14 @@ from microns_assets.cave.filters import Filters
 
 #: Longest pre-cell list sent as a filter; longer lists are applied locally.
 MAX_PRE_FILTER = 5_000
+#: Longest pre-cell list sent once answers are dense: when a `batch_size`-cell sub-batch would
+#: bring more than the sizer's target (3/4 of the row cap), every row dropped locally costs a
+#: share of a full query on both sides, more than sending the list. Chunks planned from then on
+#: send it, also for "every unit" (`send_pre=False`). Measured on the emulator at MICrONS
+#: density (20,000 nuclei, 2,300 synapses each, 12k units, half the rows from other cells): chunk
+#: stage 17.5-18.8 -> 13.4-13.8 s. At the default density answers are not dense, and sending
+#: 18k ids per query was no faster (docs/benchmarks.md), so nothing changes there.
+DENSE_PRE_FILTER = 50_000
 #: Most post cells in one sub-batch, however few rows they bring.
 MAX_POST_BATCH = 5_000
 INDIVIDUAL_COLUMNS = ["id", "pre_pt_root_id", "post_pt_root_id", "size", "ctr_pt_position"]
@@ -58,6 +67,7 @@ class DownloadStats:
     server_rows: int | None = None
     count_queries: int = 0
     recounted: int = 0
+    pre_sent: bool = False  # the pre cells went with the queries (else filtered locally)
 
     @classmethod
     def total(cls, parts: list[DownloadStats], verified: bool) -> DownloadStats:
@@ -65,6 +75,8 @@ class DownloadStats:
         out = cls(server_rows=0 if verified else None)
         for part in parts:
             for f in fields(cls):
+                if f.name == "pre_sent":  # (not a figure: the caller says)
+                    continue
                 mine, theirs = getattr(out, f.name), getattr(part, f.name)
                 if mine is not None and theirs is not None:
                     setattr(out, f.name, mine + theirs)
@@ -84,10 +96,11 @@ _Fetched = tuple[list[pd.DataFrame], DownloadStats]
 class _Sizer:
     """Post cells per sub-batch: `first` until answers are in, then 3/4 of a capped answer's rows.
 
-    From the rows the answers so far brought per post cell: as many cells as bring three
-    quarters of the server's row cap (at least 1, at most `MAX_POST_BATCH`; a batch of hundreds
-    of cells varies far less than that margin, and one that is capped all the same is halved).
-    So a dense world (MICrONS: ~2,300 synapses a cell) is not asked for capped answers that are
+    From the rows the answers so far brought per post cell (a chunk's count, asked first, is
+    such an answer too, uncapped): as many cells as bring three quarters of the server's row cap
+    (at least 1, at most `MAX_POST_BATCH`; a batch of hundreds of cells varies far less than
+    that margin, and one that is capped all the same is halved). So a dense world (MICrONS:
+    ~2,300 synapses a cell) is not asked for capped answers that are
     thrown away, and a sparse one is not asked in more queries than it needs.
     """
 
@@ -96,9 +109,24 @@ class _Sizer:
         self.posts = self.rows = 0
 
     def add(self, posts: int, rows: int) -> None:
-        """A sub-batch's answer: `rows` onto `posts` post cells."""
+        """An answer (a sub-batch's rows, or a count): `rows` onto `posts` post cells."""
         self.posts += posts
         self.rows += rows
+
+    def dense(self) -> bool:
+        """Whether answers so far say `first` cells bring more than the target rows."""
+        return self.rows > 0 and self.rows * self.first > self.target * self.posts
+
+    def restarted(self) -> _Sizer:
+        """A sizer for answers of another kind (fewer rows a cell), which start it afresh.
+
+        It begins at this one's rate, worth one sub-batch, so the first sizes stay safe and
+        the new kind's answers soon outweigh it.
+        """
+        new = copy.copy(self)
+        cells = self.size()
+        new.posts, new.rows = cells, max(1, self.rows * cells // max(1, self.posts))
+        return new
 
     def size(self) -> int:
         """Post cells for the next sub-batches."""
@@ -111,7 +139,11 @@ class _Sizer:
 
 @dataclass(frozen=True)
 class _SubBatches:
-    """What every sub-batch of one download shares: where it queries, and what for."""
+    """What every sub-batch of one chunk shares: where it queries, and what for.
+
+    `pre_filter`: the pre cells sent with each query (None: every pre cell comes, and the
+    caller filters locally).
+    """
 
     conn: CaveConnection
     version: int
@@ -254,9 +286,13 @@ def download_chunks(
     answers have come in, then as many as bring about 3/4 of the server's row cap); `workers`
     threads download the sub-batches of all chunks, in chunk order, over the one connection
     (whose own bound on requests in flight holds across them), a few chunks ahead of the
-    answers. A chunk is yielded, as `(key, rows, stats)`, once all its sub-batches are in, so
-    chunks finish roughly in order and only a few are held in memory at once. `send_pre=False`
-    (for a pre side that is every unit) filters pre cells locally instead of sending the list.
+    answers (until the first answer, only `workers // 2` sub-batches: chunks planned blind into
+    a dense world would each be capped and halved several times). A chunk is yielded, as
+    `(key, rows, stats)`, once all its sub-batches are in, so chunks finish roughly in order and
+    only a few are held in memory at once. `send_pre=False`
+    (for a pre side that is every unit) filters pre cells locally instead of sending the list,
+    until answers are dense (`DENSE_PRE_FILTER`); a chunk's queries and count all go one way
+    (`stats.pre_sent`).
     Rows: `id`, roots, `size`, and centre positions in voxels when `individual`. `verify_counts`
     asks the server to count each chunk's rows too (one count query per chunk, sent before its
     sub-batches); a chunk that does not add up has its sub-batches counted, and each is tried up
@@ -264,13 +300,15 @@ def download_chunks(
     (`_SubBatches.settle`). The first error stops the download (pending queries are cancelled)
     and is raised.
     """
-    sendable = pre_roots is not None and send_pre and len(pre_roots) <= MAX_PRE_FILTER
-    pre_send = np.asarray(pre_roots, dtype=np.int64) if sendable else None
     columns = INDIVIDUAL_COLUMNS if individual else AGGREGATE_COLUMNS
     attempts = conn.settings.call_attempts if attempts is None else attempts
-
-    batches = _SubBatches(conn, version, table, pre_send, columns, attempts)
+    pre = None if pre_roots is None else np.asarray(pre_roots, dtype=np.int64)
+    local = _SubBatches(conn, version, table, None, columns, attempts)
+    sending = _SubBatches(conn, version, table, pre, columns, attempts)
+    always = pre is not None and send_pre and pre.size <= MAX_PRE_FILTER
+    when_dense = pre is not None and pre.size <= DENSE_PRE_FILTER
     sizer = _Sizer(batch_size, conn.settings.row_cap)
+    how: dict[str, _SubBatches] = {}  # each chunk's way, chosen when it is planned
     todo = iter(chunks.items())
     ahead = 3 * max(1, workers)  # sub-batches asked for and not yet in
     plan: dict[str, list[np.ndarray]] = {}
@@ -278,25 +316,40 @@ def download_chunks(
     tries: dict[str, list[Future[_Fetched]]] = {}
     owner: dict[Future, str] = {}
     posts: dict[Future, int] = {}  # a sub-batch's post cells
+    counted: dict[Future, int] = {}  # a count's post cells
+    sized: dict[Future, _Sizer] = {}  # the sizer an answer informs (of its kind of answers)
     left: dict[str, int] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cave-synapses")
     try:
         while True:
-            while len(posts) < ahead and (item := next(todo, None)) is not None:
+            # until an answer says how many rows a cell brings, few chunks are planned blind
+            limit = ahead if sizer.posts else max(1, workers // 2)
+            while len(posts) < limit and (item := next(todo, None)) is not None:
                 key, roots = item
                 post = np.unique(np.asarray(roots, dtype=np.int64))
                 size = sizer.size()
+                if not always and when_dense and sizer.dense():
+                    always = True  # for good: the chunks after this one send it too
+                    sizer = sizer.restarted()  # (answers bring fewer rows a cell now)
+                    size = sizer.size()
+                how[key] = batches = sending if always else local
                 plan[key] = subs = [post[i : i + size] for i in range(0, post.size, size)]
                 if not subs:
                     stats = DownloadStats(server_rows=0 if verify_counts else None)
+                    stats.pre_sent = batches.pre_filter is not None
+                    del how[key]
                     yield key, _empty(individual), stats
                     continue
-                if verify_counts:  # sent first: the count is in before the rows
+                if verify_counts:  # sent first: the count is in before the rows (and sizes)
                     counts[key] = pool.submit(batches.count, post)
-                    owner[counts[key]] = key
+                    owner[counts[key]], counted[counts[key]], sized[counts[key]] = (
+                        key,
+                        post.size,
+                        sizer,
+                    )
                 tries[key] = [pool.submit(batches.once, b) for b in subs]
                 for future, sub in zip(tries[key], subs, strict=True):
-                    owner[future], posts[future] = key, sub.size
+                    owner[future], posts[future], sized[future] = key, sub.size, sizer
                 left[key] = len(subs) + (key in counts)
             if not owner:
                 return
@@ -304,20 +357,24 @@ def download_chunks(
                 key = owner.pop(future)
                 found = future.result()  # raise the first error
                 if future in posts:
-                    sizer.add(posts.pop(future), found[1].rows)
+                    sized.pop(future).add(posts.pop(future), found[1].rows)
+                elif future in counted:  # a count: the rows its cells bring, uncapped
+                    sized.pop(future).add(counted.pop(future), found)
                 left[key] -= 1
                 if left[key]:
                     continue
                 done = [f.result() for f in tries.pop(key)]
                 # settling (against the count) may replace tries in `done`
+                batches = how.pop(key)
                 extra = (
                     [batches.settle(plan[key], done, counts.pop(key).result())]
                     if key in counts
                     else []
                 )
                 stats = DownloadStats.total([s for _, s in done] + extra, verify_counts)
+                stats.pre_sent = batches.pre_filter is not None
                 pieces = [p for found, _ in done for p in found]
-                frame = _assemble(pieces, pre_roots, pre_send, individual, table, version)
+                frame = _assemble(pieces, pre_roots, batches.pre_filter, individual, table, version)
                 del plan[key]
                 yield key, frame, stats
     finally:

@@ -152,6 +152,7 @@ class _Chunks:
                 "size_sum": int(frame["size"].sum()),
                 "queries": query["queries"],
                 "capped_queries_split": query["capped_and_split"],
+                "pre_cells_sent": bool(query.get("pre_sent", False)),
                 "query_seconds": query["seconds"],
             }
             detail = (
@@ -184,6 +185,7 @@ def _query_facts(table: str, stats: DownloadStats) -> dict:
         "server_rows": stats.server_rows,
         "rows_received": stats.rows,
         "recounted": stats.recounted,
+        "pre_sent": stats.pre_sent,
     }
 
 

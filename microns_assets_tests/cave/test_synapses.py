@@ -129,3 +129,48 @@ def test_sub_batches_are_sized_to_the_rows_the_answers_bring(emulator, cells):
     early = sum(got[k].capped for k in ("00", "01", "02"))
     late = sum(got[k].capped for k in sorted(got)[-6:])
     assert late < early / 3
+
+
+def _download_all(emulator, cells, row_cap: int, **options) -> list:
+    """Six chunks of 20 post cells, pre side every cell of `cells` (not sent at first)."""
+    chunks = {f"c{i}": cells[i * 20 : (i + 1) * 20] for i in range(6)}
+    got = list(
+        download_chunks(
+            connect(emulator, row_cap=row_cap), 1300, SYN, chunks, cells, individual=True,
+            send_pre=False, batch_size=20, workers=1, **options,
+        )
+    )  # fmt: skip
+    for key, rows, stats in got:  # each complete, whichever way, and held against its count
+        expected = truth(emulator, chunks[key], cells)
+        assert sorted(rows["id"]) == sorted(expected["id"]), key
+        assert stats.server_rows == stats.rows and stats.recounted == 0
+    return got
+
+
+def test_dense_answers_send_the_pre_list_for_the_chunks_after(emulator, cells):
+    emulator.server.row_cap = 400  # 20 cells bring more than 3/4 of it: dense
+    got = _download_all(emulator, cells, 400)
+    sent = [stats.pre_sent for _, _, stats in got]
+    # the first chunks are planned before any answer is in; once one is, the rest send it
+    assert sent[0] is False and sent[-1] is True
+    assert sent == sorted(sent)  # for good: never back to local filtering
+    for _, rows, stats in got:
+        if stats.pre_sent:  # the server filtered: every row that came is kept
+            assert stats.rows == len(rows)
+        else:  # rows from other pre cells came and were dropped here
+            assert stats.rows > len(rows)
+
+
+def test_sparse_answers_keep_filtering_locally(emulator, cells):
+    got = _download_all(emulator, cells, 200_000)  # 20 cells bring far less than the cap
+    assert not any(stats.pre_sent for _, _, stats in got)
+    assert all(stats.rows > len(rows) for _, rows, stats in got)
+
+
+def test_a_pre_list_longer_than_the_dense_limit_is_never_sent(emulator, cells, monkeypatch):
+    import microns_assets.cave.synapses as synapses
+
+    monkeypatch.setattr(synapses, "DENSE_PRE_FILTER", cells.size - 1)
+    emulator.server.row_cap = 400
+    got = _download_all(emulator, cells, 400)
+    assert not any(stats.pre_sent for _, _, stats in got)

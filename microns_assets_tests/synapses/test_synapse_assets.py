@@ -72,6 +72,12 @@ def test_default_selection_aggregated_equals_ground_truth(workspace, session_emu
         for e in r.get_asset_materialization_events()
     )
     assert capped > 0  # the cap really cut answers, and they were split
+    sent = [
+        e.materialization.metadata["pre_cells_sent"].value
+        for r in results
+        for e in r.get_asset_materialization_events()
+    ]
+    assert False in sent and True in sent  # answers under the cap are dense: the list goes
 
     units = read_frame(workspace[2] / "units.parquet")["pt_root_id"].to_numpy(np.int64)
     expected = (
