@@ -34,14 +34,19 @@ from microns_assets.cave.filters import Filters
 
 #: Longest pre-cell list sent as a filter; longer lists are applied locally.
 MAX_PRE_FILTER = 5_000
-#: Longest pre-cell list sent once answers are dense: when a `batch_size`-cell sub-batch would
-#: bring more than the sizer's target (3/4 of the row cap), every row dropped locally costs a
-#: share of a full query on both sides, more than sending the list. Chunks planned from then on
-#: send it, also for "every unit" (`send_pre=False`). Measured on the emulator at MICrONS
-#: density (20,000 nuclei, 2,300 synapses each, 12k units, half the rows from other cells): chunk
-#: stage 17.5-18.8 -> 13.4-13.8 s. At the default density answers are not dense, and sending
-#: 18k ids per query was no faster (docs/benchmarks.md), so nothing changes there.
-DENSE_PRE_FILTER = 50_000
+#: Longest pre-cell list sent once answers are dense (`DENSE_CELLS` cells would bring more than
+#: the sizer's target, 3/4 of the row cap): then every row dropped locally costs a share of a
+#: full query on both sides, more than sending the list. Chunks planned from then on send it,
+#: also for "every unit" (`send_pre=False`). Measured on the emulator at MICrONS density (20,000
+#: nuclei, 2,300 synapses each, 12k units, half the rows from other cells): chunk stage
+#: 17.3-18.8 -> 11.4-13.6 s. At the default density answers are not dense, and sending 18k ids
+#: per query was no faster (docs/benchmarks.md), so nothing changes there. Not measured against
+#: the real server: 20,000 ids (~400 KB a query) is as long as the lists the seed itself sends
+#: (its whole pre set, every unit of a 30000-nuclei world in our peer benchmark); longer lists
+#: stay local.
+DENSE_PRE_FILTER = 20_000
+#: Answers are dense when this many post cells (the seed's batch) bring more than the target.
+DENSE_CELLS = 500
 #: Most post cells in one sub-batch, however few rows they bring.
 MAX_POST_BATCH = 5_000
 INDIVIDUAL_COLUMNS = ["id", "pre_pt_root_id", "post_pt_root_id", "size", "ctr_pt_position"]
@@ -114,8 +119,8 @@ class _Sizer:
         self.rows += rows
 
     def dense(self) -> bool:
-        """Whether answers so far say `first` cells bring more than the target rows."""
-        return self.rows > 0 and self.rows * self.first > self.target * self.posts
+        """Whether answers so far say `DENSE_CELLS` cells bring more than the target rows."""
+        return self.rows > 0 and self.rows * DENSE_CELLS > self.target * self.posts
 
     def restarted(self) -> _Sizer:
         """A sizer for answers of another kind (fewer rows a cell), which start it afresh.
@@ -139,7 +144,7 @@ class _Sizer:
 
 @dataclass(frozen=True)
 class _SubBatches:
-    """What every sub-batch of one chunk shares: where it queries, and what for.
+    """What the sub-batches of one way of querying share: where they go, and what for.
 
     `pre_filter`: the pre cells sent with each query (None: every pre cell comes, and the
     caller filters locally).
@@ -255,7 +260,8 @@ def download_synapses(
 ) -> tuple[pd.DataFrame, DownloadStats]:
     """All synapses onto `post_roots` from `pre_roots` (None: from anything), one row each.
 
-    One chunk of `download_chunks`, its sub-batches one at a time; see there.
+    One chunk of `download_chunks`, its sub-batches one at a time; see there (one chunk is
+    planned before any answer, so it sends the pre list only by `send_pre` and `MAX_PRE_FILTER`).
     """
     chunks = download_chunks(
         conn, version, table, {"all": post_roots}, pre_roots, individual=individual,
@@ -286,8 +292,9 @@ def download_chunks(
     answers have come in, then as many as bring about 3/4 of the server's row cap); `workers`
     threads download the sub-batches of all chunks, in chunk order, over the one connection
     (whose own bound on requests in flight holds across them), a few chunks ahead of the
-    answers (until the first answer, only `workers // 2` sub-batches: chunks planned blind into
-    a dense world would each be capped and halved several times). A chunk is yielded, as
+    answers (until the first answer, chunks only until `workers // 2` sub-batches are out, at
+    least one chunk: chunks planned blind into a dense world would each be capped and halved
+    several times). A chunk is yielded, as
     `(key, rows, stats)`, once all its sub-batches are in, so chunks finish roughly in order and
     only a few are held in memory at once. `send_pre=False`
     (for a pre side that is every unit) filters pre cells locally instead of sending the list,
@@ -337,7 +344,7 @@ def download_chunks(
                 if not subs:
                     stats = DownloadStats(server_rows=0 if verify_counts else None)
                     stats.pre_sent = batches.pre_filter is not None
-                    del how[key]
+                    del how[key], plan[key]
                     yield key, _empty(individual), stats
                     continue
                 if verify_counts:  # sent first: the count is in before the rows (and sizes)

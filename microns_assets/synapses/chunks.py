@@ -152,7 +152,8 @@ class _Chunks:
                 "size_sum": int(frame["size"].sum()),
                 "queries": query["queries"],
                 "capped_queries_split": query["capped_and_split"],
-                "pre_cells_sent": bool(query.get("pre_sent", False)),
+                # (unknown for a file written before this was recorded, and for static dumps)
+                **({"pre_cells_sent": query["pre_sent"]} if "pre_sent" in query else {}),
                 "query_seconds": query["seconds"],
             }
             detail = (
