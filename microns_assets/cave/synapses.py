@@ -134,12 +134,15 @@ class _Sizer:
         return new
 
     def size(self) -> int:
-        """Post cells for the next sub-batches."""
-        if not self.posts:
+        """Post cells for the next sub-batches (also read by the threads that cut capped ones)."""
+        # (read while an answer is added, the pair may be a rate a little off: a piece too big
+        # is capped and cut again; no cut can lose or repeat a cell)
+        posts, rows = self.posts, self.rows
+        if not posts:
             return self.first
-        if not self.rows:
+        if not rows:
             return MAX_POST_BATCH
-        return max(1, min(MAX_POST_BATCH, self.target * self.posts // self.rows))
+        return max(1, min(MAX_POST_BATCH, self.target * posts // rows))
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,15 @@ class _SubBatches:
             isin["pre_pt_root_id"] = self.pre_filter.tolist()
         return Filters(isin=isin)
 
-    def fetch(self, post: np.ndarray, stats: DownloadStats) -> list[pd.DataFrame]:
-        """Rows onto `post`: halved while capped, then split by synapse id."""
+    def fetch(
+        self, post: np.ndarray, stats: DownloadStats, sizer: _Sizer | None = None
+    ) -> list[pd.DataFrame]:
+        """Rows onto `post`: cut while capped, then split by synapse id.
+
+        A capped batch is cut in halves, or in pieces of `sizer`'s size if smaller (its answers,
+        read while this runs, may have come in since the batch was planned blind): disjoint
+        pieces of `post` either way.
+        """
         filters = self.filters(post)
         result = self.conn.query(
             self.version, self.table, filters, select_columns=self.columns, merge_reference=False
@@ -174,8 +184,14 @@ class _SubBatches:
         if not result.truncated:
             return [result.frame]
         if post.size > 1:
-            half = post.size // 2
-            return self.fetch(post[:half], stats) + self.fetch(post[half:], stats)
+            piece = post.size // 2
+            if sizer is not None and sizer.posts:
+                piece = max(1, min(piece, sizer.size()))
+            return [
+                found
+                for start in range(0, post.size, piece)
+                for found in self.fetch(post[start : start + piece], stats, sizer)
+            ]
         stats.splits_by_id += 1
         complete = fetch_complete(
             self.conn, self.version, self.table, key="id", filters=filters,
@@ -187,10 +203,10 @@ class _SubBatches:
         """The server's count of the rows onto `post` (uncapped, same filters)."""
         return self.conn.count_rows(self.version, self.table, self.filters(post))
 
-    def once(self, post: np.ndarray) -> _Fetched:
-        """One try at the rows onto `post`, and what it took."""
+    def once(self, post: np.ndarray, sizer: _Sizer | None = None) -> _Fetched:
+        """One try at the rows onto `post`, and what it took (`sizer`: see `fetch`)."""
         stats = DownloadStats(batches=1, batches_done=1)
-        pieces = self.fetch(post, stats)
+        pieces = self.fetch(post, stats, sizer)
         stats.rows = sum(len(p) for p in pieces)
         return pieces, stats
 
@@ -354,7 +370,7 @@ def download_chunks(
                         post.size,
                         sizer,
                     )
-                tries[key] = [pool.submit(batches.once, b) for b in subs]
+                tries[key] = [pool.submit(batches.once, b, sizer) for b in subs]
                 for future, sub in zip(tries[key], subs, strict=True):
                     owner[future], posts[future], sized[future] = key, sub.size, sizer
                 left[key] = len(subs) + (key in counts)
