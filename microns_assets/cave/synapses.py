@@ -6,7 +6,8 @@ Post cells go in sub-batches as a `filter_in` on `post_pt_root_id`: the seed's `
 threads over one connection and hands each chunk over as soon as it is complete. The pre side
 is sent as a filter too, unless it is "every unit" or too long to send, in which case rows are
 filtered locally, until the answers turn out dense (see `DENSE_PRE_FILTER`).
-A capped answer is never kept: the batch is halved and each half queried again; a single post cell
+A capped answer is never kept: the batch is cut in halves (or smaller pieces, when answers since
+say how many cells fit) and each piece queried again; a single post cell
 still over the cap is split by synapse `id` ranges (`complete.fetch_complete`). The pieces are
 disjoint sets of post cells or of ids, so no row can be lost or counted twice. With
 `verify_counts`, the server also counts each chunk's rows (one uncapped count query per chunk,
