@@ -150,14 +150,15 @@ class _Sizer:
 class _SubBatches:
     """What the sub-batches of one way of querying share: where they go, and what for.
 
-    `pre_filter`: the pre cells sent with each query (None: every pre cell comes, and the
-    caller filters locally).
+    `pre_filter`: the pre cells sent with each query, as the list sent (made once, not per
+    query: up to `DENSE_PRE_FILTER` ids); None: every pre cell comes, and the caller filters
+    locally.
     """
 
     conn: CaveConnection
     version: int
     table: str
-    pre_filter: np.ndarray | None
+    pre_filter: list[int] | None
     columns: list[str]
     attempts: int
 
@@ -165,7 +166,7 @@ class _SubBatches:
         """Synapses onto `post`, from the pre cells sent (if any)."""
         isin = {"post_pt_root_id": post.tolist()}
         if self.pre_filter is not None:
-            isin["pre_pt_root_id"] = self.pre_filter.tolist()
+            isin["pre_pt_root_id"] = self.pre_filter
         return Filters(isin=isin)
 
     def fetch(
@@ -328,9 +329,13 @@ def download_chunks(
     attempts = conn.settings.call_attempts if attempts is None else attempts
     pre = None if pre_roots is None else np.asarray(pre_roots, dtype=np.int64)
     local = _SubBatches(conn, version, table, None, columns, attempts)
-    sending = _SubBatches(conn, version, table, pre, columns, attempts)
     always = pre is not None and send_pre and pre.size <= MAX_PRE_FILTER
     when_dense = pre is not None and pre.size <= DENSE_PRE_FILTER
+    sending = (
+        _SubBatches(conn, version, table, pre.tolist(), columns, attempts)
+        if always or when_dense
+        else local  # (never chosen: `always` stays False)
+    )
     sizer = _Sizer(batch_size, conn.settings.row_cap)
     how: dict[str, _SubBatches] = {}  # each chunk's way, chosen when it is planned
     todo = iter(chunks.items())
@@ -408,7 +413,7 @@ def download_chunks(
 def _assemble(
     pieces: list[pd.DataFrame],
     pre_roots: np.ndarray | None,
-    pre_send: np.ndarray | None,
+    pre_send: list[int] | None,
     individual: bool,
     table: str,
     version: int,

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microns_assets.cave.synapses import MAX_POST_BATCH, _Sizer, download_chunks, download_synapses
+from microns_assets.cave.synapses import (
+    AGGREGATE_COLUMNS,
+    MAX_POST_BATCH,
+    DownloadStats,
+    _Sizer,
+    _SubBatches,
+    download_chunks,
+    download_synapses,
+)
 from microns_assets.emulator import Faults
 from microns_assets.processing.chunks import chunk_of
 from microns_assets.processing.synapses import aggregate, individual
@@ -170,9 +178,7 @@ def test_sparse_answers_keep_filtering_locally(emulator, cells):
 
 
 def test_a_pre_list_longer_than_the_dense_limit_is_never_sent(emulator, cells, monkeypatch):
-    import microns_assets.cave.synapses as synapses
-
-    monkeypatch.setattr(synapses, "DENSE_PRE_FILTER", cells.size - 1)
+    monkeypatch.setattr("microns_assets.cave.synapses.DENSE_PRE_FILTER", cells.size - 1)
     emulator.server.row_cap = 400
     got = _download_all(emulator, cells, 400)
     assert not any(stats.pre_sent for _, _, stats in got)
@@ -217,11 +223,10 @@ def test_dense_chunks_that_send_the_list_are_settled_against_their_own_counts(em
 
 
 def test_a_capped_batch_is_cut_to_the_size_the_answers_since_say(emulator, cells):
-    from microns_assets.cave.synapses import AGGREGATE_COLUMNS, DownloadStats, _SubBatches
-
     emulator.server.row_cap = 2_000
     post = cells[chunk_of(cells) == 0][:40]  # ~4,500 rows: capped
-    batches = _SubBatches(connect(emulator, row_cap=2_000), 1300, SYN, cells, AGGREGATE_COLUMNS, 1)
+    conn = connect(emulator, row_cap=2_000)
+    batches = _SubBatches(conn, 1300, SYN, cells.tolist(), AGGREGATE_COLUMNS, 1)
     expected = sorted(truth(emulator, post, cells)["id"])
     assert len(expected) > 2_000
 
