@@ -1,12 +1,13 @@
 """What the roll-up needs of a version's synapse files, read once: totals, classes, connectome.
 
-`summarize_chunks` reads the pairs of a version's synapse files (the chunks the roll-up merges:
-none of this depends on the rows' order, so it needs no sorted file) and gives their totals
-(what the roll-up's check holds the merged file against), the synapses by pre/post cell class
-(`by_class`) with its heatmap, and the connectome: a sparse matrix over the units' cells
-(`analysis.connectivity`) and its picture (`plots.connectome_png`). It is pure work on files
-and frames, so the roll-up asks the helper process (`processing.painter`) for it and sorts and
-writes the merged file meanwhile on its own core. No Dagster imports.
+`summarize_chunks` reads the pairs of a version's synapse files, one after the other (the
+chunks the roll-up merges: none of this depends on the rows' order, so it needs no sorted
+file), and gives their totals (what the roll-up's check holds the merged file against), the
+synapses by pre/post cell class (`_ClassSums`) with its heatmap, and the connectome: a sparse
+matrix over the units' cells (`analysis.connectivity`) and its picture
+(`plots.connectome_png`). It is pure work on files and frames, so the roll-up asks the helper
+process (`processing.painter`) for it and sorts and writes the merged file meanwhile on its
+own core. No Dagster imports.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 import pandas as pd
 from upath import UPath
 
-from microns_assets.analysis.connectivity import POST, PRE, positions, positions_matrix, unit_index
+from microns_assets.analysis.connectivity import POST, PRE, positions, unit_index
 from microns_assets.processing import plots
-from microns_assets.storage import read_columns, write_frame
+from microns_assets.storage import columns_by_file, count_rows, write_frame
 
 if TYPE_CHECKING:  # imported where a matrix is built: loading definitions stays quick
     import scipy.sparse as sp
@@ -63,52 +64,88 @@ def summarize_chunks(paths: list[UPath], cells: pd.DataFrame, counted: bool) -> 
     `cells` are the units' cells (`analysis.unit_cells`) with `layer`, `cell_type` and
     `classification_system`; `counted`: the files hold one row per pair with its `n_synapses`
     (aggregate mode), else one row per synapse.
+
+    One file at a time: only the matrix's entries are kept for all files (in arrays sized once
+    from the files' footers), so the work reuses the memory each file lets go of. (On a
+    virtual machine that hands free memory back to its host, each new megabyte a process
+    touches costs ~6 ms: a copy of every file at once, and of each step over it, made the
+    summary at 30000 take 1.7-2.1 s instead of ~0.5 s.)
     """
-    columns = read_columns(paths, [PRE, POST, "size", *(["n_synapses"] if counted else [])])
-    rows = len(columns[PRE])
-    weights = columns["n_synapses"] if counted else np.ones(rows, np.int64)
-    totals = {"rows": rows, "synapses": int(weights.sum()), "size": int(columns["size"].sum())}
+    import scipy.sparse as sp
+
+    columns = [PRE, POST, "size", *(["n_synapses"] if counted else [])]
     index = unit_index(cells)
-    pre, post = positions(index, columns[PRE]), positions(index, columns[POST])
-    classes = by_class(cells["classification_system"], pre, post, weights)
-    matrix, left_out = positions_matrix(len(index), pre, post, weights)
+    classes = _ClassSums(cells["classification_system"])
+    capacity = count_rows(paths)
+    entries = {PRE: np.empty(capacity, np.int32), POST: np.empty(capacity, np.int32)}
+    values = np.empty(capacity, np.int64)
+    totals = {"rows": 0, "synapses": 0, "size": 0}
+    kept = outside = 0
+    for part in columns_by_file(paths, columns):
+        rows = len(part[PRE])
+        weights = part["n_synapses"] if counted else np.ones(rows, np.int64)
+        totals["rows"] += rows
+        totals["synapses"] += int(weights.sum())
+        totals["size"] += int(part["size"].sum())
+        pre, post = positions(index, part[PRE]), positions(index, part[POST])
+        classes.add(pre, post, weights)
+        inside = (pre >= 0) & (post >= 0)
+        ends = kept + int(np.count_nonzero(inside))
+        if ends > capacity:
+            raise ValueError(f"the synapse files {paths[0].parent} changed while being read")
+        entries[PRE][kept:ends], entries[POST][kept:ends] = pre[inside], post[inside]
+        values[kept:ends] = weights[inside]
+        outside += int(weights.sum() - values[kept:ends].sum())
+        kept = ends
+    shape = (len(index), len(index))
+    coordinates = (entries[PRE][:kept], entries[POST][:kept])
+    matrix = sp.coo_matrix((values[:kept], coordinates), shape=shape).tocsr()  # summed
     connectome = BuiltConnectome(
-        matrix, index, int(matrix.sum()), int(weights[left_out].sum()),
-        plots.connectome_png(matrix, cells),
-    )  # fmt: skip
-    picture = plots.connectivity_png(classes) if classes.size else None
-    return ChunkSummary(totals, classes, picture, connectome)
+        matrix, index, int(matrix.sum()), outside, plots.connectome_png(matrix, cells)
+    )
+    frame = classes.frame()
+    picture = plots.connectivity_png(frame) if frame.size else None
+    return ChunkSummary(totals, frame, picture, connectome)
 
 
-def by_class(
-    classes: pd.Series, pre: np.ndarray, post: np.ndarray, weights: np.ndarray
-) -> pd.DataFrame:
-    """Synapses by presynaptic (rows) and postsynaptic (columns) cell class.
+class _ClassSums:
+    """Synapses by presynaptic (rows) and postsynaptic (columns) cell class, summed by parts.
 
     `classes` holds each cell's class, in the order the rows' `pre` and `post` positions refer
     to (-1: not a cell). A presynaptic partner that is not a cell, or has no class, counts as
-    `NOT_A_UNIT`; a row whose postsynaptic partner has no class is left out. Rows and columns
-    are the classes met, sorted; `weights` are what each row adds (its synapses, at least 1).
+    `NOT_A_UNIT`; a row whose postsynaptic partner has no class is left out. `frame()`: rows
+    and columns are the classes met, sorted; `weights` are what each row adds (its synapses,
+    at least 1).
     """
-    codes, names = pd.factorize(np.asarray(classes, dtype=object))  # no class: -1
-    k = len(names)
-    codes = np.append(codes, -1)  # position -1 (not a cell) finds this
-    pre_code, post_code = codes[pre], codes[post]
-    pre_code[pre_code < 0] = k
-    key = pre_code * k + post_code
-    kept = post_code >= 0
-    if not kept.all():
-        key, weights = key[kept], weights[kept]
-    sums = np.bincount(key, weights=weights, minlength=(k + 1) * k).reshape(k + 1, k)
-    frame = pd.DataFrame(
-        np.rint(sums).astype(np.int64),  # (float64: exact up to 2**53 synapses)
-        index=pd.Index([*names, NOT_A_UNIT], name="pre_class"),
-        columns=pd.Index(list(names), name="post_class"),
-    )
-    met = sums > 0  # (weights are positive: a pair met has synapses)
-    frame = frame.loc[met.any(axis=1), met.any(axis=0)]
-    frame = frame.groupby(level=0).sum()  # (a class named like NOT_A_UNIT joins it) sorted
-    return frame.sort_index(axis=1)
+
+    def __init__(self, classes: pd.Series) -> None:
+        codes, self.names = pd.factorize(np.asarray(classes, dtype=object))  # no class: -1
+        self.codes = np.append(codes, -1)  # position -1 (not a cell) finds this
+        k = len(self.names)
+        self.sums = np.zeros((k + 1) * k)  # (float64: exact up to 2**53 synapses)
+
+    def add(self, pre: np.ndarray, post: np.ndarray, weights: np.ndarray) -> None:
+        k = len(self.names)
+        pre_code, post_code = self.codes[pre], self.codes[post]
+        pre_code[pre_code < 0] = k
+        key = pre_code * k + post_code
+        kept = post_code >= 0
+        if not kept.all():
+            key, weights = key[kept], weights[kept]
+        self.sums += np.bincount(key, weights=weights, minlength=self.sums.size)
+
+    def frame(self) -> pd.DataFrame:
+        k = len(self.names)
+        sums = self.sums.reshape(k + 1, k)
+        frame = pd.DataFrame(
+            np.rint(sums).astype(np.int64),
+            index=pd.Index([*self.names, NOT_A_UNIT], name="pre_class"),
+            columns=pd.Index(list(self.names), name="post_class"),
+        )
+        met = sums > 0  # (weights are positive: a pair met has synapses)
+        frame = frame.loc[met.any(axis=1), met.any(axis=0)]
+        frame = frame.groupby(level=0).sum()  # (a class named like NOT_A_UNIT joins it) sorted
+        return frame.sort_index(axis=1)
 
 
 def warm() -> None:

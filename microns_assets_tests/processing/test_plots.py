@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from microns_assets.processing.plots import (
@@ -21,15 +22,18 @@ def _brute_force(dense: np.ndarray, position: np.ndarray, bins: int) -> np.ndarr
     return grid
 
 
-def test_block_sums_place_every_synapse_in_its_block():
+@pytest.mark.parametrize("piece", [1, 7, 1 << 17])  # entries a run of rows takes, about
+def test_block_sums_place_every_synapse_in_its_block(piece):
     rng = np.random.default_rng(7)
     for n, bins in ((50, 7), (40, 40), (33, 5)):
         dense = rng.integers(0, 4, (n, n)) * (rng.random((n, n)) < 0.2)
+        dense[rng.choice(n, 5, replace=False)] = 0  # rows without synapses
         position = rng.permutation(n)
-        got = block_sums(sp.csr_matrix(dense), position, bins)
-        assert got.shape == (bins, bins)
-        np.testing.assert_array_equal(got, _brute_force(dense, position, bins))
-        assert got.sum() == dense.sum()
+        for matrix in (sp.csr_matrix(dense), sp.coo_matrix(dense)):
+            got = block_sums(matrix, position, bins, piece)
+            assert got.shape == (bins, bins)
+            np.testing.assert_array_equal(got, _brute_force(dense, position, bins))
+            assert got.sum() == dense.sum() > 0
 
 
 def test_connectome_png_is_a_png_and_survives_an_empty_matrix():

@@ -14,7 +14,8 @@ from microns_assets.storage import (
     CorruptFileError,
     MissingDataError,
     asset_path,
-    read_columns,
+    columns_by_file,
+    count_rows,
     read_frame,
     read_head,
     read_provenance,
@@ -133,20 +134,21 @@ def test_columns_of_several_files_are_read_one_after_the_other(tmp_path):
     write_frame(pd.DataFrame({"a": BIG, "b": range(5), "c": list("vwxyz")}), paths[0], {})
     write_frame(pd.DataFrame({"a": [7], "b": [8], "c": ["q"]}), paths[1], {})
     write_frame(pd.DataFrame({"a": [], "b": [], "c": []}).astype("int64"), paths[2], {})
-    columns = read_columns(paths, ["b", "a"])
-    assert list(columns) == ["b", "a"]
-    assert columns["a"].tolist() == [*BIG, 7]  # 64-bit ids exactly
-    assert columns["a"].dtype == np.int64 and columns["b"].tolist() == [0, 1, 2, 3, 4, 8]
+    parts = list(columns_by_file(paths, ["b", "a"]))
+    assert [list(part) for part in parts] == [["b", "a"]] * 3
+    assert [part["a"].tolist() for part in parts] == [list(BIG), [7], []]  # 64-bit ids exactly
+    assert parts[0]["a"].dtype == np.int64 and parts[0]["b"].tolist() == [0, 1, 2, 3, 4]
+    assert count_rows(paths) == 6
     with pytest.raises(ValueError, match=r"has no column\(s\) \['d'\]"):
-        read_columns(paths, ["a", "d"])
+        list(columns_by_file(paths, ["a", "d"]))
 
 
 def test_columns_with_missing_values_or_from_damaged_files_are_refused(tmp_path):
     path = UPath(tmp_path) / "x.parquet"
     write_frame(pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64")}), path, {})
     with pytest.raises(ValueError, match="1 missing values"):
-        read_columns([path], ["a"])
+        list(columns_by_file([path], ["a"]))
     write_frame(pd.DataFrame({"a": range(1000)}), path, {})
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(CorruptFileError, match="materialize that partition again"):
-        read_columns([path], ["a"])
+        list(columns_by_file([path], ["a"]))
