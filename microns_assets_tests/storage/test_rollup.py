@@ -1,10 +1,15 @@
-"""`storage.rollup`: the sorted roll-up stream, what its writer tallies, and the roll-up check."""
+"""`storage.rollup`: the sorted stream, what its writer tallies (or how it fails), the check."""
 
+import errno
+import threading
+
+import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 from upath import UPath
 
 from microns_assets.storage import read_frame
@@ -97,3 +102,50 @@ def test_the_stream_is_every_row_sorted_on_any_number_of_threads(tmp_path, threa
     assert len(got) == len(everything) == 6000
     assert got[KEYS].equals(everything.sort_values(KEYS, ignore_index=True)[KEYS])
     assert got["size"].sum() == everything["size"].sum()
+
+
+class _FullDisk(MemoryFileSystem):
+    """A memory file system whose files take at most 2,000 bytes: then "no space left"."""
+
+    protocol = "fulldisk"
+    store: dict = {}  # (its own, not the memory file system's)
+    pseudo_dirs = [""]
+
+    def _open(self, path, mode="rb", **kwargs):
+        file = super()._open(path, mode, **kwargs)
+        if "w" in mode:
+            write = file.write
+
+            def limited(data):
+                if file.tell() + len(data) > 2000:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return write(data)
+
+            file.write = limited
+        return file
+
+
+@pytest.mark.filterwarnings("ignore:UPath 'fulldisk' filesystem not explicitly implemented")
+def test_a_failed_write_is_raised_and_leaves_neither_file_nor_thread(tmp_path):
+    """The batches are written on a thread of their own: its error is the roll-up's, at once."""
+    fsspec.register_implementation(_FullDisk.protocol, _FullDisk, clobber=True)
+    table = pa.Table.from_pandas(_frame(np.random.default_rng(1), 30_000), preserve_index=False)
+    read = []
+
+    def batches():
+        for batch in table.to_batches(max_chunksize=1000):
+            read.append(batch.num_rows)
+            yield batch
+
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+    streamed = Streamed(reader, {}, tally=("size",))
+    with pytest.raises(OSError, match="No space left"):
+        write_batches(streamed, UPath("fulldisk://rollup/out.parquet"))
+    assert len(read) < 10  # the first failed batch stopped the reading: not 30 batches read
+    assert _FullDisk().find("/rollup") == []  # neither the file nor its temporary one
+    assert not [t for t in threading.enumerate() if t.name == "rollup-writer"]
+    # the same stream on a disk with room is written whole
+    streamed = Streamed(table.to_reader(max_chunksize=1000), {}, tally=("size",))
+    write_batches(streamed, UPath(tmp_path / "out.parquet"))
+    assert streamed.written == {"rows": 30_000, "size": table["size"].to_numpy().sum()}
+    pd.testing.assert_frame_equal(read_frame(tmp_path / "out.parquet"), table.to_pandas())
