@@ -22,7 +22,7 @@ from upath import UPath
 
 from microns_assets.analysis.connectivity import POST, PRE, positions, unit_index
 from microns_assets.processing import plots
-from microns_assets.storage import columns_by_file, count_rows, write_frame
+from microns_assets.storage import columns_by_file, write_frame
 
 if TYPE_CHECKING:  # imported where a matrix is built: loading definitions stays quick
     import scipy.sparse as sp
@@ -65,22 +65,19 @@ def summarize_chunks(paths: list[UPath], cells: pd.DataFrame, counted: bool) -> 
     `classification_system`; `counted`: the files hold one row per pair with its `n_synapses`
     (aggregate mode), else one row per synapse.
 
-    One file at a time: only the matrix's entries are kept for all files (in arrays sized once
-    from the files' footers), so the work reuses the memory each file lets go of. (On a
-    virtual machine that hands free memory back to its host, each new megabyte a process
-    touches costs ~6 ms: a copy of every file at once, and of each step over it, made the
-    summary at 30000 take 1.7-2.1 s instead of ~0.5 s.)
+    One file at a time: only the matrix's entries are kept for all files (`_Entries`), so the
+    work reuses the memory each file lets go of. (On a virtual machine that hands free memory
+    back to its host, each new megabyte a process touches costs ~6 ms: a copy of every file at
+    once, and of each step over it, made the summary at 30000 take 1.7-2.1 s instead of ~0.5 s.)
     """
     import scipy.sparse as sp
 
     columns = [PRE, POST, "size", *(["n_synapses"] if counted else [])]
     index = unit_index(cells)
     classes = _ClassSums(cells["classification_system"])
-    capacity = count_rows(paths)
-    entries = {PRE: np.empty(capacity, np.int32), POST: np.empty(capacity, np.int32)}
-    values = np.empty(capacity, np.int64)
+    entries = _Entries(len(paths))
     totals = {"rows": 0, "synapses": 0, "size": 0}
-    kept = outside = 0
+    outside = 0
     for part in columns_by_file(paths, columns):
         rows = len(part[PRE])
         weights = part["n_synapses"] if counted else np.ones(rows, np.int64)
@@ -90,22 +87,47 @@ def summarize_chunks(paths: list[UPath], cells: pd.DataFrame, counted: bool) -> 
         pre, post = positions(index, part[PRE]), positions(index, part[POST])
         classes.add(pre, post, weights)
         inside = (pre >= 0) & (post >= 0)
-        ends = kept + int(np.count_nonzero(inside))
-        if ends > capacity:
-            raise ValueError(f"the synapse files {paths[0].parent} changed while being read")
-        entries[PRE][kept:ends], entries[POST][kept:ends] = pre[inside], post[inside]
-        values[kept:ends] = weights[inside]
-        outside += int(weights.sum() - values[kept:ends].sum())
-        kept = ends
+        outside += int(weights[~inside].sum())
+        entries.add(pre[inside], post[inside], weights[inside], rows)
     shape = (len(index), len(index))
-    coordinates = (entries[PRE][:kept], entries[POST][:kept])
-    matrix = sp.coo_matrix((values[:kept], coordinates), shape=shape).tocsr()  # summed
+    pre, post, values = entries.filled()
+    matrix = sp.coo_matrix((values, (pre, post)), shape=shape).tocsr()  # duplicates summed
     connectome = BuiltConnectome(
         matrix, index, int(matrix.sum()), outside, plots.connectome_png(matrix, cells)
     )
     frame = classes.frame()
     picture = plots.connectivity_png(frame) if frame.size else None
     return ChunkSummary(totals, frame, picture, connectome)
+
+
+class _Entries:
+    """The matrix's entries from the files so far (positions and values), in arrays that grow.
+
+    Room is taken for twice the rows the files so far suggest for all `files`: pages never
+    written cost nothing, and a file much larger than those before makes the arrays grow.
+    """
+
+    def __init__(self, files: int) -> None:
+        self.files, self.seen, self.rows, self.used = files, 0, 0, 0
+        self.arrays = (np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int64))
+
+    def add(self, pre: np.ndarray, post: np.ndarray, values: np.ndarray, rows: int) -> None:
+        """A file's entries inside the matrix (`rows`: all the file's rows, for the estimate)."""
+        self.seen, self.rows = self.seen + 1, self.rows + rows
+        end = self.used + len(pre)
+        if end > len(self.arrays[0]):
+            room = max(end, 2 * self.rows * self.files // self.seen)
+            grown = tuple(np.empty(room, a.dtype) for a in self.arrays)
+            for old, new in zip(self.arrays, grown, strict=True):
+                new[: self.used] = old[: self.used]
+            self.arrays = grown
+        for array, part in zip(self.arrays, (pre, post, values), strict=True):
+            array[self.used : end] = part
+        self.used = end
+
+    def filled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pre positions, post positions and values of every entry added."""
+        return tuple(a[: self.used] for a in self.arrays)
 
 
 class _ClassSums:

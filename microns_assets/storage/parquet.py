@@ -176,15 +176,6 @@ def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
     return frame
 
 
-def count_rows(paths: list[UPath]) -> int:
-    """The rows of `paths` together, from their footers (no column is read)."""
-    total = 0
-    for path in paths:
-        with _open_parquet(path) as file:
-            total += file.metadata.num_rows
-    return total
-
-
 def columns_by_file(paths: list[UPath], columns: list[str]) -> Iterator[dict[str, np.ndarray]]:
     """The named columns of each of `paths` in turn, as numpy arrays (one dict per file).
 

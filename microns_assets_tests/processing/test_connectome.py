@@ -22,12 +22,14 @@ CELLS = pd.DataFrame(
 )
 
 
-def _chunks(tmp_path, counted: bool) -> tuple[list[UPath], pd.DataFrame]:
-    """Three chunk files (one empty) of random pairs, some with a cell outside `CELLS`."""
+def _chunks(
+    tmp_path, counted: bool, sizes: tuple[int, ...] = (300, 0, 200)
+) -> tuple[list[UPath], pd.DataFrame]:
+    """Chunk files (`sizes` rows; one empty) of random pairs, some with a cell outside `CELLS`."""
     rng = np.random.default_rng(3)
     ids = np.array([10, 20, 30, 40, 99])  # 99 is no unit
     frames = []
-    for rows in (300, 0, 200):
+    for rows in sizes:
         frame = pd.DataFrame(
             {"pre_pt_root_id": rng.choice(ids, rows), "post_pt_root_id": rng.choice(ids, rows)}
         )
@@ -44,8 +46,9 @@ def _chunks(tmp_path, counted: bool) -> tuple[list[UPath], pd.DataFrame]:
 
 
 @pytest.mark.parametrize("counted", [True, False])
-def test_the_connectome_of_the_files_is_that_of_their_rows(tmp_path, counted):
-    paths, rows = _chunks(tmp_path, counted)
+@pytest.mark.parametrize("sizes", [(300, 0, 200), (3, 0, 400, 30)])  # the second: room grows
+def test_the_connectome_of_the_files_is_that_of_their_rows(tmp_path, counted, sizes):
+    paths, rows = _chunks(tmp_path, counted, sizes)
     summary = summarize_chunks(paths, CELLS, counted)
     built = summary.connectome
     matrix, index, left_out = connectivity_with_outside(CELLS, rows, weight="n_synapses")
