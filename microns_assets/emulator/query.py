@@ -69,7 +69,11 @@ class _Index:
         self.order = np.argsort(values, kind="stable")
         self.keys = values[self.order]
 
-    def rows(self, wanted: np.ndarray) -> np.ndarray:
+    def rows(self, wanted: np.ndarray, ordered: bool = True) -> np.ndarray:
+        """The rows whose key is in `wanted`, in table order (any order unless `ordered`).
+
+        Unordered is enough to count them: a database counts without sorting.
+        """
         wanted = np.unique(wanted)
         lo = np.searchsorted(self.keys, wanted, side="left")
         hi = np.searchsorted(self.keys, wanted, side="right")
@@ -80,7 +84,8 @@ class _Index:
         lengths = hi - lo
         starts = np.repeat(lo - np.cumsum(np.concatenate([[0], lengths[:-1]])), lengths)
         positions = starts + np.arange(lengths.sum())
-        return np.sort(self.order[positions])
+        rows = self.order[positions]
+        return np.sort(rows) if ordered else rows
 
 
 class QueryEngine:
@@ -198,7 +203,8 @@ class QueryEngine:
         subset = frame
         if chosen is not None:
             wanted = np.asarray(chosen[2], dtype=np.int64)
-            subset = frame.take(self._index(version, tables, frame, chosen[1]).rows(wanted))
+            index = self._index(version, tables, frame, chosen[1])
+            subset = frame.take(index.rows(wanted, ordered=select))
 
         mask = None
         for condition in conditions:
