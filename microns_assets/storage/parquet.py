@@ -180,9 +180,9 @@ def columns_by_file(paths: list[UPath], columns: list[str]) -> Iterator[dict[str
     """The named columns of each of `paths` in turn, as numpy arrays (one dict per file).
 
     For numeric columns without missing values (e.g. a version's chunk files' cell ids): no
-    frame, no provenance, no copy; and one file's columns at a time, so that a summary of many
-    files works on memory it has just let go of (`processing.connectome`), not on a fresh copy
-    of every file at once.
+    frame, no provenance, no copy of a file of one row group; and one file's columns at a time,
+    so that a summary of many files works on memory it has just let go of
+    (`processing.connectome`), not on a fresh copy of every file at once.
 
     Raises:
         ValueError: a file lacks a column, or a column has missing values.

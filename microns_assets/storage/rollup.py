@@ -15,7 +15,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import duckdb
@@ -130,17 +130,20 @@ class _WrittenBehind:
 
     Encoding and compressing a batch (Arrow, without the GIL) then overlaps the reading of the
     next one from the sorted stream and its tally here: at MICrONS density (12.3M pairs) the
-    roll-up's sort and write took 4.2 instead of 5.0-6.1 s on one DuckDB thread. At most
-    `ahead` batches wait. The first error of the writing thread is raised here, at the next
-    `put` or at the end; its later batches are dropped. Leaving the block always ends the
-    thread (after the batch it is writing).
+    roll-up's sort and write took 3.5-4.0 instead of 4.7-6.1 s on one DuckDB thread. At most
+    `ahead` batches wait (so at most `ahead` + 2 batches are held: one written, one tallied).
+    The first error of the writing thread is raised here, at the next `put` or at the end; its
+    later batches are dropped. Leaving the block always ends the thread before the writer is
+    closed: on an error here (an interrupt too) the waiting batches are dropped, and only the
+    batch being written is finished.
     """
 
     _END = object()
 
-    def __init__(self, writer: pq.ParquetWriter, ahead: int = 2) -> None:
+    def __init__(self, writer: pq.ParquetWriter, ahead: int = 1) -> None:
         self._writer, self._queue = writer, queue.Queue(maxsize=ahead)
         self._error: BaseException | None = None
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="rollup-writer", daemon=True)
 
     def __enter__(self) -> _WrittenBehind:
@@ -149,7 +152,7 @@ class _WrittenBehind:
 
     def _run(self) -> None:
         while (batch := self._queue.get()) is not self._END:
-            if self._error is None:
+            if self._error is None and not self._abandoned:
                 try:
                     self._writer.write_batch(batch)
                 except BaseException as err:  # raised in the feeding thread
@@ -160,9 +163,25 @@ class _WrittenBehind:
             raise self._error
         self._queue.put(batch)
 
+    def _abandon(self) -> None:
+        """Drop the waiting batches and tell the thread to end."""
+        self._abandoned = True
+        with suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._queue.put(self._END)  # (room: only this thread puts, and the queue is empty)
+
     def __exit__(self, kind, value, traceback) -> None:
-        self._queue.put(self._END)
-        self._thread.join()
+        try:
+            if kind is None:
+                self._queue.put(self._END)
+            else:
+                self._abandon()
+            self._thread.join()
+        except BaseException:  # interrupted while waiting: still end the thread first
+            self._abandon()
+            self._thread.join()
+            raise
         if kind is None and self._error is not None:
             raise self._error
 

@@ -1,7 +1,9 @@
 """`storage.rollup`: the sorted stream, what its writer tallies (or how it fails), the check."""
 
 import errno
+import io
 import threading
+import time
 
 import fsspec
 import numpy as np
@@ -13,7 +15,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from upath import UPath
 
 from microns_assets.storage import read_frame
-from microns_assets.storage.rollup import Streamed, sorted_batches, write_batches
+from microns_assets.storage.rollup import Streamed, _WrittenBehind, sorted_batches, write_batches
 from microns_assets.synapses import checks
 
 KEYS = ["pre_pt_root_id", "post_pt_root_id"]
@@ -149,3 +151,50 @@ def test_a_failed_write_is_raised_and_leaves_neither_file_nor_thread(tmp_path):
     write_batches(streamed, UPath(tmp_path / "out.parquet"))
     assert streamed.written == {"rows": 30_000, "size": table["size"].to_numpy().sum()}
     pd.testing.assert_frame_equal(read_frame(tmp_path / "out.parquet"), table.to_pandas())
+
+
+def test_a_stream_that_fails_midway_leaves_neither_file_nor_thread(tmp_path):
+    """The reading fails while batches wait to be written: they are dropped, the thread ends."""
+    table = pa.Table.from_pandas(_frame(np.random.default_rng(2), 20_000), preserve_index=False)
+
+    def batches():
+        for i, batch in enumerate(table.to_batches(max_chunksize=1000)):
+            if i == 5:
+                raise RuntimeError("the sort's stream broke")
+            yield batch
+
+    reader = pa.RecordBatchReader.from_batches(table.schema, batches())
+    with pytest.raises(RuntimeError, match="stream broke"):
+        write_batches(Streamed(reader, {}, tally=("size",)), UPath(tmp_path / "out.parquet"))
+    assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "rollup-writer"]
+
+
+class _Gated(pq.ParquetWriter):
+    """Pyarrow's writer whose every batch waits at a gate first, counting the batches."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls, self.gate = 0, threading.Event()
+
+    def write_batch(self, batch, row_group_size=None):
+        self.calls += 1
+        self.gate.wait(10)
+        super().write_batch(batch, row_group_size)
+
+
+def test_after_an_error_the_waiting_batches_are_dropped_before_the_writer_closes():
+    table = pa.Table.from_pandas(_frame(np.random.default_rng(4), 100), preserve_index=False)
+    first, second = table.to_batches(max_chunksize=50)
+    writer = _Gated(io.BytesIO(), table.schema)
+    behind = _WrittenBehind(writer)
+    with pytest.raises(RuntimeError, match="reading failed"), behind:
+        behind.put(first)
+        while writer.calls == 0:  # the thread took the first and waits at the gate
+            time.sleep(0.001)
+        behind.put(second)  # waits in the queue
+        threading.Timer(0.2, writer.gate.set).start()
+        raise RuntimeError("reading failed")
+    assert writer.calls == 1  # the waiting batch was dropped, not written after the error
+    assert not [t for t in threading.enumerate() if t.name == "rollup-writer"]
+    writer.close()
