@@ -1,10 +1,10 @@
 """Roll-up of chunk files into one sorted Parquet file with bounded memory (DuckDB).
 
 DuckDB reads the chunk files, sorts out of core under a memory limit (spilling to a local
-temporary folder) and streams Arrow record batches; `write_batches` writes them atomically, on a
-thread of its own while the next batches are read. Files on object storage (`s3://`, `gs://`,
-...) reach DuckDB through their fsspec filesystem (`duckdb_for`: DuckDB's own `httpfs`
-extension is not in its wheel, and nothing is downloaded at run time). No Dagster.
+temporary folder) and streams Arrow record batches; `write_batches` writes them atomically (with
+a core free, on a thread of its own while the next batches are read). Files on object storage
+(`s3://`, `gs://`, ...) reach DuckDB through their fsspec filesystem (`duckdb_for`: DuckDB's
+own `httpfs` extension is not in its wheel, and nothing is downloaded at run time). No Dagster.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class Streamed:
     `repeated_keys`, the rows whose values there equal the previous row's (duplicates are
     neighbours in a sorted stream); once written, `path` is the file. `later`, if given, is
     called once the file is written for metadata that was not ready when the stream was handed
-    over (a picture drawn meanwhile).
+    over (a picture drawn meanwhile). `write_behind`: batches are encoded and written on a
+    thread of their own while the next are read (`_WrittenBehind`); worth it only with a core
+    free for that thread.
     """
 
     reader: pa.RecordBatchReader
@@ -47,6 +49,7 @@ class Streamed:
     written: dict[str, int] = field(default_factory=dict)
     path: UPath | None = None
     later: Callable[[], dict] | None = None
+    write_behind: bool = True
 
 
 class _Repeats:
@@ -130,7 +133,10 @@ class _WrittenBehind:
 
     Encoding and compressing a batch (Arrow, without the GIL) then overlaps the reading of the
     next one from the sorted stream and its tally here: at MICrONS density (12.3M pairs) the
-    roll-up's sort and write took 3.5-4.0 instead of 4.7-6.1 s on one DuckDB thread. At most
+    roll-up's sort and write took 3.5-4.0 instead of 4.7-6.1 s on one DuckDB thread, with the
+    other core free. With the other core busy (the roll-up's helper working meanwhile) it was
+    no faster and took ~30 % more CPU: `behind=False` then writes each batch here, at once. At
+    most
     `ahead` batches wait (so at most `ahead` + 2 batches are held: one written, one tallied).
     The first error of the writing thread is raised here, at the next `put` or at the end; its
     later batches are dropped. Leaving the block always ends the thread before the writer is
@@ -140,14 +146,15 @@ class _WrittenBehind:
 
     _END = object()
 
-    def __init__(self, writer: pq.ParquetWriter, ahead: int = 1) -> None:
-        self._writer, self._queue = writer, queue.Queue(maxsize=ahead)
+    def __init__(self, writer: pq.ParquetWriter, ahead: int = 1, behind: bool = True) -> None:
+        self._writer, self._queue, self._behind = writer, queue.Queue(maxsize=ahead), behind
         self._error: BaseException | None = None
         self._abandoned = False
         self._thread = threading.Thread(target=self._run, name="rollup-writer", daemon=True)
 
     def __enter__(self) -> _WrittenBehind:
-        self._thread.start()
+        if self._behind:
+            self._thread.start()
         return self
 
     def _run(self) -> None:
@@ -159,6 +166,9 @@ class _WrittenBehind:
                     self._error = err
 
     def put(self, batch: pa.RecordBatch) -> None:
+        if not self._behind:
+            self._writer.write_batch(batch)
+            return
         if self._error is not None:
             raise self._error
         self._queue.put(batch)
@@ -172,6 +182,8 @@ class _WrittenBehind:
         self._queue.put(self._END)  # (room: only this thread puts, and the queue is empty)
 
     def __exit__(self, kind, value, traceback) -> None:
+        if not self._behind:
+            return
         try:
             if kind is None:
                 self._queue.put(self._END)
@@ -189,8 +201,8 @@ class _WrittenBehind:
 def write_batches(streamed: Streamed, path: UPath) -> Written:
     """Stream into `path` atomically, provenance in the Parquet metadata; tally as it goes.
 
-    Batches are written on a thread of their own while the next ones are read and tallied
-    (`_WrittenBehind`).
+    With `streamed.write_behind`, batches are written on a thread of their own while the next
+    ones are read and tallied (`_WrittenBehind`).
     """
     schema = streamed.reader.schema
     meta = dict(schema.metadata or {})
@@ -204,7 +216,7 @@ def write_batches(streamed: Streamed, path: UPath) -> Written:
         with (
             tmp.open("wb") as f,
             pq.ParquetWriter(f, schema, **write_options(schema)) as writer,
-            _WrittenBehind(writer) as behind,
+            _WrittenBehind(writer, behind=streamed.write_behind) as behind,
         ):
             for batch in streamed.reader:
                 behind.put(batch.replace_schema_metadata(meta))

@@ -32,14 +32,15 @@ def _frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
     )
 
 
-def test_repeated_keys_are_counted_within_and_across_batches(tmp_path):
+@pytest.mark.parametrize("behind", [True, False])  # written on a thread of its own, or not
+def test_repeated_keys_are_counted_within_and_across_batches(tmp_path, behind):
     rng = np.random.default_rng(3)
     frame = _frame(rng, 3000).sort_values(KEYS, kind="stable", ignore_index=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     batches = table.to_batches(max_chunksize=97)  # many boundaries, some inside a run of keys
     streamed = Streamed(
         pa.RecordBatchReader.from_batches(table.schema, batches), {"k": 1},
-        tally=("n_synapses",), sorted_by=tuple(KEYS),
+        tally=("n_synapses",), sorted_by=tuple(KEYS), write_behind=behind,
     )  # fmt: skip
     write_batches(streamed, UPath(tmp_path / "out.parquet"))
     assert streamed.written["repeated_keys"] == frame.duplicated(KEYS).sum() > 0
