@@ -1,21 +1,19 @@
 """Roll-up of chunk files into one sorted Parquet file with bounded memory (DuckDB).
 
 DuckDB reads the chunk files, sorts out of core under a memory limit (spilling to a local
-temporary folder) and streams Arrow record batches; `write_batches` writes them atomically (with
-a core free, on a thread of its own while the next batches are read). Files on object storage
-(`s3://`, `gs://`, ...) reach DuckDB through their fsspec filesystem (`duckdb_for`: DuckDB's
-own `httpfs` extension is not in its wheel, and nothing is downloaded at run time). No Dagster.
+temporary folder) and streams Arrow record batches; `write_batches` writes them atomically. Files
+on object storage (`s3://`, `gs://`, ...) reach DuckDB through their fsspec filesystem
+(`duckdb_for`: DuckDB's own `httpfs` extension is not in its wheel, and nothing is downloaded at
+run time). No Dagster.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
@@ -37,9 +35,7 @@ class Streamed:
     `repeated_keys`, the rows whose values there equal the previous row's (duplicates are
     neighbours in a sorted stream); once written, `path` is the file. `later`, if given, is
     called once the file is written for metadata that was not ready when the stream was handed
-    over (a picture drawn meanwhile). `write_behind`: batches are encoded and written on a
-    thread of their own while the next are read (`_WrittenBehind`); worth it only with a core
-    free for that thread.
+    over (a picture drawn meanwhile).
     """
 
     reader: pa.RecordBatchReader
@@ -49,7 +45,6 @@ class Streamed:
     written: dict[str, int] = field(default_factory=dict)
     path: UPath | None = None
     later: Callable[[], dict] | None = None
-    write_behind: bool = True
 
 
 class _Repeats:
@@ -128,82 +123,8 @@ def sorted_batches(
     return relation.to_arrow_reader(batch_rows)
 
 
-class _WrittenBehind:
-    """A Parquet writer fed from this thread and writing on one of its own.
-
-    Encoding and compressing a batch (Arrow, without the GIL) then overlaps the reading of the
-    next one from the sorted stream and its tally here: at MICrONS density (12.3M pairs) the
-    roll-up's sort and write took 3.5-4.0 instead of 4.7-6.1 s on one DuckDB thread, with the
-    other core free. With the other core busy (the roll-up's helper working meanwhile) it was
-    no faster and took ~30 % more CPU: `behind=False` then writes each batch here, at once. At
-    most
-    `ahead` batches wait (so at most `ahead` + 2 batches are held: one written, one tallied).
-    The first error of the writing thread is raised here, at the next `put` or at the end; its
-    later batches are dropped. Leaving the block always ends the thread before the writer is
-    closed: on an error here (an interrupt too) the waiting batches are dropped, and only the
-    batch being written is finished.
-    """
-
-    _END = object()
-
-    def __init__(self, writer: pq.ParquetWriter, ahead: int = 1, behind: bool = True) -> None:
-        self._writer, self._queue, self._behind = writer, queue.Queue(maxsize=ahead), behind
-        self._error: BaseException | None = None
-        self._abandoned = False
-        self._thread = threading.Thread(target=self._run, name="rollup-writer", daemon=True)
-
-    def __enter__(self) -> _WrittenBehind:
-        if self._behind:
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while (batch := self._queue.get()) is not self._END:
-            if self._error is None and not self._abandoned:
-                try:
-                    self._writer.write_batch(batch)
-                except BaseException as err:  # raised in the feeding thread
-                    self._error = err
-
-    def put(self, batch: pa.RecordBatch) -> None:
-        if not self._behind:
-            self._writer.write_batch(batch)
-            return
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)
-
-    def _abandon(self) -> None:
-        """Drop the waiting batches and tell the thread to end."""
-        self._abandoned = True
-        with suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        self._queue.put(self._END)  # (room: only this thread puts, and the queue is empty)
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if not self._behind:
-            return
-        try:
-            if kind is None:
-                self._queue.put(self._END)
-            else:
-                self._abandon()
-            self._thread.join()
-        except BaseException:  # interrupted while waiting: still end the thread first
-            self._abandon()
-            self._thread.join()
-            raise
-        if kind is None and self._error is not None:
-            raise self._error
-
-
 def write_batches(streamed: Streamed, path: UPath) -> Written:
-    """Stream into `path` atomically, provenance in the Parquet metadata; tally as it goes.
-
-    With `streamed.write_behind`, batches are written on a thread of their own while the next
-    ones are read and tallied (`_WrittenBehind`).
-    """
+    """Stream into `path` atomically, provenance in the Parquet metadata; tally as it goes."""
     schema = streamed.reader.schema
     meta = dict(schema.metadata or {})
     meta[PROVENANCE_KEY] = json.dumps(streamed.provenance, default=str).encode()
@@ -213,13 +134,9 @@ def write_batches(streamed: Streamed, path: UPath) -> Written:
     tally = dict.fromkeys(("rows", *streamed.tally), 0)
     repeats = _Repeats(streamed.sorted_by)
     try:
-        with (
-            tmp.open("wb") as f,
-            pq.ParquetWriter(f, schema, **write_options(schema)) as writer,
-            _WrittenBehind(writer, behind=streamed.write_behind) as behind,
-        ):
+        with tmp.open("wb") as f, pq.ParquetWriter(f, schema, **write_options(schema)) as writer:
             for batch in streamed.reader:
-                behind.put(batch.replace_schema_metadata(meta))
+                writer.write_batch(batch.replace_schema_metadata(meta))
                 tally["rows"] += batch.num_rows
                 for column in streamed.tally:
                     tally[column] += int(pc.sum(batch[column]).as_py() or 0)

@@ -122,7 +122,6 @@ def synapses(
             tally=tally,
             sorted_by=tuple(order),
             later=lambda: _summary_metadata(summary.summary_of(answer)),
-            write_behind=threads is None,  # (a thread of its own only with the other core free)
         )  # fmt: skip  (the summary is attached once the file is written: made meanwhile)
         yield dg.Output(
             streamed,

@@ -1,9 +1,6 @@
 """`storage.rollup`: the sorted stream, what its writer tallies (or how it fails), the check."""
 
 import errno
-import io
-import threading
-import time
 
 import fsspec
 import numpy as np
@@ -15,7 +12,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from upath import UPath
 
 from microns_assets.storage import read_frame
-from microns_assets.storage.rollup import Streamed, _WrittenBehind, sorted_batches, write_batches
+from microns_assets.storage.rollup import Streamed, sorted_batches, write_batches
 from microns_assets.synapses import checks
 
 KEYS = ["pre_pt_root_id", "post_pt_root_id"]
@@ -32,15 +29,14 @@ def _frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("behind", [True, False])  # written on a thread of its own, or not
-def test_repeated_keys_are_counted_within_and_across_batches(tmp_path, behind):
+def test_repeated_keys_are_counted_within_and_across_batches(tmp_path):
     rng = np.random.default_rng(3)
     frame = _frame(rng, 3000).sort_values(KEYS, kind="stable", ignore_index=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     batches = table.to_batches(max_chunksize=97)  # many boundaries, some inside a run of keys
     streamed = Streamed(
         pa.RecordBatchReader.from_batches(table.schema, batches), {"k": 1},
-        tally=("n_synapses",), sorted_by=tuple(KEYS), write_behind=behind,
+        tally=("n_synapses",), sorted_by=tuple(KEYS),
     )  # fmt: skip
     write_batches(streamed, UPath(tmp_path / "out.parquet"))
     assert streamed.written["repeated_keys"] == frame.duplicated(KEYS).sum() > 0
@@ -129,8 +125,8 @@ class _FullDisk(MemoryFileSystem):
 
 
 @pytest.mark.filterwarnings("ignore:UPath 'fulldisk' filesystem not explicitly implemented")
-def test_a_failed_write_is_raised_and_leaves_neither_file_nor_thread(tmp_path):
-    """The batches are written on a thread of their own: its error is the roll-up's, at once."""
+def test_a_failed_write_is_raised_at_once_and_leaves_no_file(tmp_path):
+    """A write that fails (a full disk) stops the roll-up at its batch: nothing is stored."""
     fsspec.register_implementation(_FullDisk.protocol, _FullDisk, clobber=True)
     table = pa.Table.from_pandas(_frame(np.random.default_rng(1), 30_000), preserve_index=False)
     read = []
@@ -146,7 +142,6 @@ def test_a_failed_write_is_raised_and_leaves_neither_file_nor_thread(tmp_path):
         write_batches(streamed, UPath("fulldisk://rollup/out.parquet"))
     assert len(read) < 10  # the first failed batch stopped the reading: not 30 batches read
     assert _FullDisk().find("/rollup") == []  # neither the file nor its temporary one
-    assert not [t for t in threading.enumerate() if t.name == "rollup-writer"]
     # the same stream on a disk with room is written whole
     streamed = Streamed(table.to_reader(max_chunksize=1000), {}, tally=("size",))
     write_batches(streamed, UPath(tmp_path / "out.parquet"))
@@ -154,8 +149,8 @@ def test_a_failed_write_is_raised_and_leaves_neither_file_nor_thread(tmp_path):
     pd.testing.assert_frame_equal(read_frame(tmp_path / "out.parquet"), table.to_pandas())
 
 
-def test_a_stream_that_fails_midway_leaves_neither_file_nor_thread(tmp_path):
-    """The reading fails while batches wait to be written: they are dropped, the thread ends."""
+def test_a_stream_that_fails_midway_leaves_no_file(tmp_path):
+    """The sorted stream breaks after some batches were written: no file is left."""
     table = pa.Table.from_pandas(_frame(np.random.default_rng(2), 20_000), preserve_index=False)
 
     def batches():
@@ -168,34 +163,3 @@ def test_a_stream_that_fails_midway_leaves_neither_file_nor_thread(tmp_path):
     with pytest.raises(RuntimeError, match="stream broke"):
         write_batches(Streamed(reader, {}, tally=("size",)), UPath(tmp_path / "out.parquet"))
     assert list(tmp_path.iterdir()) == []
-    assert not [t for t in threading.enumerate() if t.name == "rollup-writer"]
-
-
-class _Gated(pq.ParquetWriter):
-    """Pyarrow's writer whose every batch waits at a gate first, counting the batches."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls, self.gate = 0, threading.Event()
-
-    def write_batch(self, batch, row_group_size=None):
-        self.calls += 1
-        self.gate.wait(10)
-        super().write_batch(batch, row_group_size)
-
-
-def test_after_an_error_the_waiting_batches_are_dropped_before_the_writer_closes():
-    table = pa.Table.from_pandas(_frame(np.random.default_rng(4), 100), preserve_index=False)
-    first, second = table.to_batches(max_chunksize=50)
-    writer = _Gated(io.BytesIO(), table.schema)
-    behind = _WrittenBehind(writer)
-    with pytest.raises(RuntimeError, match="reading failed"), behind:
-        behind.put(first)
-        while writer.calls == 0:  # the thread took the first and waits at the gate
-            time.sleep(0.001)
-        behind.put(second)  # waits in the queue
-        threading.Timer(0.2, writer.gate.set).start()
-        raise RuntimeError("reading failed")
-    assert writer.calls == 1  # the waiting batch was dropped, not written after the error
-    assert not [t for t in threading.enumerate() if t.name == "rollup-writer"]
-    writer.close()
