@@ -18,6 +18,7 @@ from pydantic import Field
 
 from microns_assets import catalogue
 from microns_assets.functional.reader import FunctionalReader
+from microns_assets.metadata import markdown_table
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import Settings, SettingsError, functional_file, functional_url
 from microns_assets.static_dumps.download import DownloadError, DumpMissingError, download
@@ -126,6 +127,6 @@ def functional_recordings(
             "resumes": got.resumed,
             **counts,
             "units_per_scan": int(np.median(table["units"])) if len(table) else 0,
-            "scans_preview": dg.MetadataValue.md(table.to_markdown(index=False)),
+            "scans_preview": markdown_table(table),
         }
     )

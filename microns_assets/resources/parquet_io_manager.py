@@ -16,6 +16,7 @@ import pandas as pd
 from upath import UPath
 
 from microns_assets.catalogue import MATRIX_KEYS, SYNAPSE_CHUNKS
+from microns_assets.metadata import markdown_table
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM
 from microns_assets.storage import (
     Connectome,
@@ -50,9 +51,7 @@ def _file_metadata(
         "path": dg.MetadataValue.path(str(written.path)),
         "size_bytes": dg.MetadataValue.int(written.bytes),
         "columns": dg.MetadataValue.int(columns),
-        "preview": dg.MetadataValue.md(
-            head.to_markdown(index=False) if written.rows else "(no rows)"
-        ),
+        "preview": markdown_table(head) if written.rows else dg.MetadataValue.md("(no rows)"),
         "provenance": dg.MetadataValue.json(provenance),
     }
 

@@ -15,7 +15,7 @@ from upath import UPath
 
 from microns_assets import catalogue
 from microns_assets.carry_down import CARRY_DOWN
-from microns_assets.metadata import png_markdown
+from microns_assets.metadata import markdown_table, png_markdown
 from microns_assets.partitions import by_version, mat_version
 from microns_assets.processing.connectome import ChunkSummary
 from microns_assets.processing.painter import painter
@@ -148,7 +148,7 @@ def _summary_metadata(chunks: ChunkSummary) -> dict:
     """The roll-up's metadata from the chunks' summary: totals, synapses by class, heatmap."""
     metadata = {
         **{f"total_{k}": v for k, v in chunks.totals.items()},
-        "synapses_by_class": dg.MetadataValue.md(chunks.by_class.to_markdown()),
+        "synapses_by_class": markdown_table(chunks.by_class, index=True),
     }
     if chunks.class_png is not None:
         metadata["connectivity"] = png_markdown(chunks.class_png, _CLASS_PICTURE)

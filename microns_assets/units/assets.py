@@ -13,7 +13,7 @@ from pydantic import Field
 from microns_assets import catalogue
 from microns_assets.carry_down import CARRY_DOWN
 from microns_assets.config import ROLES
-from microns_assets.metadata import png_markdown
+from microns_assets.metadata import markdown_table, png_markdown
 from microns_assets.partitions import mat_version
 from microns_assets.processing import InputTableError, build_units
 from microns_assets.processing.painter import painter
@@ -100,7 +100,7 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
         segments,
         output_name=catalogue.LAYER_SEGMENTS.name,
         metadata={
-            "boundaries": dg.MetadataValue.md(segments.round(1).to_markdown(index=False)),
+            "boundaries": markdown_table(segments.round(1)),
             "layers": ", ".join(segments["layer"]),
         },
     )
@@ -111,7 +111,7 @@ def units_and_layers(context: dg.AssetExecutionContext, config: UnitsConfig, **t
             "unique_nuclei": dg.MetadataValue.int(len(cells)),
             "functional_mode": config.functional,
             "l23_threshold": dg.MetadataValue.int(threshold),
-            "units_by_layer_and_class": dg.MetadataValue.md(by_layer.to_markdown()),
+            "units_by_layer_and_class": markdown_table(by_layer, index=True),
             "depth_profile": png_markdown(picture.result(), "depth profile"),
         },
     )
