@@ -88,8 +88,7 @@ def _unavailable(
 ) -> errors.CaveError:
     return errors.CaveUnavailableError(
         f"{what}: CAVE at {server} kept failing after {attempts} attempts, each with up to "
-        f"{retries} HTTP retries ({_short(err)}). Check the server address and your network; "
-        "the asset's retry policy will try again."
+        f"{retries} HTTP retries ({_short(err)}). Check the server address and your network."
     )
 
 

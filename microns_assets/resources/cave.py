@@ -237,6 +237,15 @@ def cave_errors_as_failures(
         yield
     except CaveError as err:
         if err.retryable and retry is not None and context.retry_number < retry.max_retries:
-            context.log.warning(f"CAVE unavailable, retrying the step: {err}")
+            context.log.warning(
+                f"CAVE unavailable; the step runs again (retry {context.retry_number + 1} of "
+                f"{retry.max_retries}, the version's retry policy): {err}"
+            )
             raise retry_request(retry, context.retry_number) from err
-        raise dg.Failure(description=str(err), allow_retries=False) from err
+        description = str(err)
+        if err.retryable and retry is not None:
+            description += (
+                f" The step ran {context.retry_number + 1} time(s); the version's retry policy "
+                f"allows {retry.max_retries} retries (`retry` in the versions file)."
+            )
+        raise dg.Failure(description=description, allow_retries=False) from err

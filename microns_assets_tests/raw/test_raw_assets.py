@@ -232,7 +232,14 @@ def test_unavailable_server_is_retried_with_the_versions_policy(
     assert not result.success
     retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retried) == 2  # max_retries of version 1300 in the custom file
-    assert "kept failing" in failure_messages(result)
+    messages = failure_messages(result)
+    assert "kept failing" in messages
+    # the last failure says the retries are spent, not that another is coming
+    assert "The step ran 3 time(s); the version's retry policy allows 2 retries" in messages
+    assert "will try again" not in messages
+    logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    warnings = [m for m in logs if m.startswith("CAVE unavailable")]
+    assert len(warnings) == 2 and "retry 2 of 2" in warnings[-1]
 
 
 def materialize_embedded(instance, data_dir, role: str, datastack: str):
