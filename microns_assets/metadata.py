@@ -22,8 +22,8 @@ def markdown_table(frame: pd.DataFrame, index: bool = False) -> dg.MetadataValue
     """
     columns = [frame.index] if index else []
     names = [_text(frame.index.name)] if index else []
-    for name in frame.columns:
-        columns.append(frame[name])
+    for i, name in enumerate(frame.columns):
+        columns.append(frame.iloc[:, i])  # (by position: a repeated name is its own column)
         names.append(_text(name))
     numeric = [pd.api.types.is_numeric_dtype(c.dtype) and not pd.api.types.is_bool_dtype(c.dtype)
                for c in columns]  # fmt: skip

@@ -70,3 +70,10 @@ def test_a_table_does_not_import_tabulate() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_repeated_column_name_keeps_each_columns_own_values() -> None:
+    frame = pd.DataFrame([[1, 2.5, True], [3, 4.5, False]], columns=["n", "n", "ok"])
+    header, align, body = _parse(markdown_table(frame).value)
+    assert header == ["n", "n", "ok"] and align == ["---:", "---:", "---"]
+    assert body == [["1", "2.5", "True"], ["3", "4.5", "False"]]
