@@ -18,7 +18,7 @@ def _parse(markdown: str) -> tuple[list[str], list[str], list[list[str]]]:
         parts = re.split(r"(?<!\\) \| ", line[2:-2])
         return [p.replace("\\|", "|").replace("\\\\", "\\").strip() for p in parts]
 
-    header, align, *body = markdown.split("\n")
+    header, align, *body = markdown.splitlines()  # (as markdown breaks lines: \r too)
     return cells(header), cells(align), [cells(line) for line in body]
 
 
@@ -77,3 +77,24 @@ def test_a_repeated_column_name_keeps_each_columns_own_values() -> None:
     header, align, body = _parse(markdown_table(frame).value)
     assert header == ["n", "n", "ok"] and align == ["---:", "---:", "---"]
     assert body == [["1", "2.5", "True"], ["3", "4.5", "False"]]
+
+
+def test_32_bit_floats_show_the_number_written_not_its_64_bit_widening() -> None:
+    written = [263.78, 0.1, 7.3, 0.33333334]  # as CAVE's Float32 columns (volume, score) hold
+    frame = pd.DataFrame(
+        {
+            "volume": np.array(written, dtype=np.float32),
+            "score": pd.array([*written[:3], None], dtype="Float32"),
+        }
+    )
+    _, _, body = _parse(markdown_table(frame).value)
+    assert [cells[0] for cells in body] == ["263.78", "0.1", "7.3", "0.33333334"]
+    assert [cells[1] for cells in body] == ["263.78", "0.1", "7.3", ""]
+    for cells, value in zip(body, frame["volume"], strict=True):
+        assert np.float32(float(cells[0])) == value  # exact for the 32-bit value
+
+
+def test_line_breaks_in_text_stay_inside_their_row() -> None:
+    frame = pd.DataFrame({"note": ["one\r\ntwo", "three\rfour", "five\nsix"], "n": [1, 2, 3]})
+    _, _, body = _parse(markdown_table(frame).value)
+    assert body == [["one two", "1"], ["three four", "2"], ["five six", "3"]]

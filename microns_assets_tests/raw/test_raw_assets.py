@@ -239,7 +239,8 @@ def test_unavailable_server_is_retried_with_the_versions_policy(
     assert "will try again" not in messages
     logs = [e.user_message for e in instance.all_logs(result.run_id)]
     warnings = [m for m in logs if m.startswith("CAVE unavailable")]
-    assert len(warnings) == 2 and "retry 2 of 2" in warnings[-1]
+    assert len(warnings) == 2
+    assert "retry 1 of 2" in warnings[0] and "retry 2 of 2" in warnings[1]
 
 
 def materialize_embedded(instance, data_dir, role: str, datastack: str):
