@@ -17,6 +17,8 @@ class CaveError(RuntimeError):
     """Base class of every CAVE access error raised by microns_assets."""
 
     retryable = False
+    #: What a retryable error is announced as when the step is run again.
+    outage = "CAVE unavailable"
 
 
 class CaveAuthError(CaveError):

@@ -224,6 +224,17 @@ def retry_request(retry: RetrySettings, retry_number: int) -> dg.RetryRequested:
     return dg.RetryRequested(max_retries=retry.max_retries, seconds_to_wait=wait)
 
 
+def retries_disabled(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run's executor config turns step retries off (`retries: disabled: {}`).
+
+    Dagster then fails a step that asks for a retry; it keeps the mode only on the step's
+    private context, so anything unknown there counts as enabled.
+    """
+    step = getattr(context.op_execution_context, "_step_execution_context", None)
+    mode = getattr(step, "retry_mode", None)
+    return bool(getattr(mode, "disabled", False))
+
+
 @contextmanager
 def cave_errors_as_failures(
     context: dg.AssetExecutionContext, retry: RetrySettings | None = None
@@ -231,21 +242,30 @@ def cave_errors_as_failures(
     """Turn CAVE errors into Dagster outcomes.
 
     Errors retrying cannot fix fail the step at once (`Failure(allow_retries=False)`); an
-    unavailable server asks for a retry with the version's policy, until its attempts run out.
+    unavailable server (or an incomplete dump download) asks for a retry with the version's
+    policy, until its attempts run out or when the run's config disables retries.
     """
     try:
         yield
     except CaveError as err:
-        if err.retryable and retry is not None and context.retry_number < retry.max_retries:
+        if not (err.retryable and retry is not None):
+            raise dg.Failure(description=str(err), allow_retries=False) from err
+        disabled = retries_disabled(context)
+        if not disabled and context.retry_number < retry.max_retries:
             context.log.warning(
-                f"CAVE unavailable; the step runs again (retry {context.retry_number + 1} of "
+                f"{err.outage}; the step runs again (retry {context.retry_number + 1} of "
                 f"{retry.max_retries}, the version's retry policy): {err}"
             )
             raise retry_request(retry, context.retry_number) from err
-        description = str(err)
-        if err.retryable and retry is not None:
-            description += (
+        if disabled:
+            spent = (
+                f" The version's retry policy allows {retry.max_retries} retries, but this "
+                "run's config disables them (`execution: config: retries: disabled`): "
+                "enable them, or run the step again later."
+            )
+        else:
+            spent = (
                 f" The step ran {context.retry_number + 1} time(s); the version's retry policy "
                 f"allows {retry.max_retries} retries (`retry` in the versions file)."
             )
-        raise dg.Failure(description=description, allow_retries=False) from err
+        raise dg.Failure(description=str(err) + spent, allow_retries=False) from err

@@ -43,6 +43,7 @@ class DownloadError(CaveError):
     """
 
     retryable = True
+    outage = "Static dump download incomplete"
 
 
 class DumpMissingError(CaveError):

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 from upath import UPath
 
 from microns_assets.catalogue import ROLE
-from microns_assets.config import ROLES, load_versions_config
+from microns_assets.config import ROLES, RetrySettings, load_versions_config
 from microns_assets.emulator import Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.raw.assets import raw_assets, role_key
-from microns_assets.resources import CaveResource, ParquetIOManager
+from microns_assets.resources import CaveResource, ParquetIOManager, cave_errors_as_failures
+from microns_assets.static_dumps.download import DownloadError
 from microns_assets.storage import read_frame
 from microns_assets_tests.conftest import DELETED_NUCLEI, failure_messages
+from microns_assets_tests.materialize.cli_helpers import clean_env
 
 
 @pytest.fixture
@@ -241,6 +247,83 @@ def test_unavailable_server_is_retried_with_the_versions_policy(
     warnings = [m for m in logs if m.startswith("CAVE unavailable")]
     assert len(warnings) == 2
     assert "retry 1 of 2" in warnings[0] and "retry 2 of 2" in warnings[1]
+
+
+#: A run the way the UI's launchpad starts it: the code location's job, in-process executor,
+#: with the run config given in argv[1] and the failed steps' errors printed.
+RETRYLESS_RUN = """
+import json, sys
+import dagster as dg
+from microns_assets_tests.distributed import celery_job
+with dg.DagsterInstance.get() as instance:
+    instance.add_dynamic_partitions("mat_version", ["1300"])
+    result = dg.execute_job(
+        dg.reconstructable(celery_job.raw_tables_job), instance, run_config=json.loads(sys.argv[1]),
+        tags={"dagster/partition": "1300"}, asset_selection=[dg.AssetKey(sys.argv[2].split("/"))],
+        raise_on_error=False)
+    print("SUCCESS" if result.success else "FAILED")
+    for event in result.all_events:
+        print("EVENT", event.event_type_value)
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            print("ERROR", error.message)
+            error = error.cause
+    for entry in instance.all_logs(result.run_id):
+        print("LOG", entry.user_message)
+"""
+
+
+def test_run_config_without_retries_fails_at_once_and_says_so(emulator, emulator_cache, tmp_path):
+    """Retries off in the executor's config: no promise of a retry; the failure says why."""
+    emulator.server.faults = Faults(fail_rate=1.0)
+    env = {
+        **clean_env(emulator_cache),
+        "DAGSTER_HOME": str(tmp_path),
+        "MICRONS_CAVE_SERVER": emulator.url,
+        "MICRONS_DATASTACK": emulator.datastack,
+        "MICRONS_DATA_DIR": str(tmp_path / "data"),
+    }
+    run_config = {
+        "execution": {"config": {"retries": {"disabled": {}}}},
+        "resources": {"cave": {"config": {"http_retries": 0, "call_attempts": 1}}},
+    }
+    nucleus = "/".join(role_key("nucleus").path)
+    out = subprocess.run(
+        [sys.executable, "-c", RETRYLESS_RUN, json.dumps(run_config), nucleus],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "FAILED" in out.stdout
+    assert "EVENT STEP_FAILURE" in out.stdout
+    assert "EVENT STEP_UP_FOR_RETRY" not in out.stdout
+    retries = load_versions_config().get(1300).retry.max_retries
+    assert f"retry policy allows {retries} retries, but this run's config disables them" in (
+        out.stdout
+    )
+    assert "kept failing" in out.stdout  # what failed, as before
+    assert "RetryRequested but retries are disabled" not in out.stdout  # ours, not Dagster's
+    assert "the step runs again" not in out.stdout
+
+
+def test_an_incomplete_dump_download_is_announced_as_such(instance, tmp_path):
+    """The retry warning names what failed: a static dump download, not CAVE."""
+    retry = RetrySettings(max_retries=1, delay_s=0.01)
+
+    @dg.asset
+    def dump_file(context) -> None:
+        with cave_errors_as_failures(context, retry):
+            raise DownloadError("https://dumps.example/x.csv.gz: incomplete after 3 attempts")
+
+    result = dg.materialize([dump_file], instance=instance, raise_on_error=False)
+    assert not result.success
+    logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    warned = [m for m in logs if "the step runs again" in m]
+    assert len(warned) == 1 and warned[0].startswith("Static dump download incomplete; ")
+    assert not [m for m in logs if "CAVE unavailable" in m]
+    assert "The step ran 2 time(s)" in failure_messages(result)
 
 
 def materialize_embedded(instance, data_dir, role: str, datastack: str):
