@@ -59,6 +59,11 @@ class Side:
         _check("proofread", self.proofread, tuple(PROOFREAD))
         _check("tuning", (self.tuning,) if self.tuning else None, TUNING)
 
+    @classmethod
+    def from_description(cls, described: dict) -> Side:
+        """The side `describe` described (as read back from a file's provenance)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in described.items()})
+
     def describe(self) -> dict:
         """The filters that are set, for provenance."""
         return {

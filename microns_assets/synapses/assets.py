@@ -23,7 +23,7 @@ from microns_assets.provenance import provenance
 from microns_assets.storage import read_provenance
 from microns_assets.storage.rollup import Streamed, sorted_batches, spill_dir
 from microns_assets.synapses import checks, connectome, summary
-from microns_assets.synapses.chunks import CHUNK_CODE_VERSION, synapse_chunks
+from microns_assets.synapses.chunks import stale_chunks, synapse_chunks
 
 __all__ = ["synapse_chunks", "synapses"]
 
@@ -81,18 +81,17 @@ def synapses(
             f"({len(selections)} distinct); re-materialize all chunks with one selection.",
             allow_retries=False,
         )
-    stale = sorted(
-        chunk
-        for chunk, p in zip(chunk_files, chunk_prov, strict=True)
-        if p.get("chunk_code_version") != CHUNK_CODE_VERSION
-    )
+    selection = chunk_prov[0]["selection"]
+    labels = [UPath(p).stem for p in paths]
+    stale = stale_chunks(version, unit_table, selection, dict(zip(labels, chunk_prov, strict=True)))
     if stale:
+        whys = "; ".join(f"{label}: {why}" for label, why in sorted(stale.items()))
         raise dg.Failure(
-            f"version {version}: chunk(s) {stale} were written by an older version of this "
-            "code; materialize synapse_chunks of this version again (they are redone).",
+            f"version {version}: {len(stale)} chunk file(s) were not made from this version's "
+            f"current units table with one selection by this code ({whys}); materialize "
+            "synapse_chunks of this version again: those chunks are redone, the others reused.",
             allow_retries=False,
         )
-    selection = chunk_prov[0]["selection"]
     # the helper reads the chunks once for their totals, synapses by class (and its picture)
     # and connectome, while this process sorts and writes them
     answer = summary.submit(version, paths, unit_table, selection["mode"])

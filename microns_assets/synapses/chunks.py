@@ -27,7 +27,7 @@ from microns_assets.cave.synapses import DownloadStats, download_chunks
 from microns_assets.config import load_versions_config
 from microns_assets.partitions import CHUNK_DIM, VERSION_DIM, by_version, version_chunk
 from microns_assets.processing.chunks import N_CHUNKS, chunk_of
-from microns_assets.processing.selection import SelectionError, select_roots
+from microns_assets.processing.selection import SelectionError, Side, select_roots
 from microns_assets.processing.synapses import aggregate, individual
 from microns_assets.progress import chunk_line
 from microns_assets.provenance import provenance
@@ -77,6 +77,39 @@ class _Version:
             "pre_cells_sha": self.pre_sha,
             "post_cells_sha": _fingerprint(self.post_of(chunk)),
         }
+
+
+def stale_chunks(
+    version: int, units: pd.DataFrame, selection: dict, stored: dict[str, dict]
+) -> dict[str, str]:
+    """Chunk files (label -> provenance) not made from `units` with `selection`: label -> why.
+
+    What the roll-up asks before it merges: each file must cover the cells that `units` and
+    the selection give its chunk now, for this version, by this code, verified like the rest.
+    A file left from before the units changed (and not redone since) is named here.
+    """
+    try:
+        pre = select_roots(units, Side.from_description(selection["pre"]), "pre selection")
+        post = select_roots(units, Side.from_description(selection["post"]), "post selection")
+    except SelectionError as err:
+        return {label: str(err) for label in stored}
+    chunk = chunk_of(post)
+    pre_sha = _fingerprint(pre)
+    verified = {p.get("verified") for p in stored.values()}
+    out = {}
+    for label, prov in stored.items():
+        expected = {
+            "version": version,
+            "chunk_code_version": CHUNK_CODE_VERSION,
+            "pre_cells_sha": pre_sha,
+            "post_cells_sha": _fingerprint(post[chunk == int(label)]),
+        }
+        wrong = [k for k, v in expected.items() if prov.get(k) != v]
+        if len(verified) > 1 and not prov.get("verified"):
+            wrong.append("verified")
+        if wrong:
+            out[label] = f"another {', '.join(wrong)}"
+    return out
 
 
 def _select(version: int, units: pd.DataFrame, config: SynapseConfig) -> _Version:

@@ -178,6 +178,38 @@ def test_rollup_refuses_mixed_selections_and_names_missing_chunks(workspace):
     assert "['07']" in failure_messages(result)
 
 
+def test_rollup_refuses_chunks_made_from_another_units_table(workspace):
+    """Units changed, only one chunk redone: the roll-up names the 31 left from before."""
+    _, _, vdir = workspace
+    download_all(workspace, {})
+    units_path = vdir / "units.parquet"
+    original = read_frame(units_path)
+    fewer = original.sample(frac=0.7, random_state=1)
+    try:
+        write_frame(fewer, units_path, original.attrs["provenance"])
+        assert run(workspace, "synapse_chunks", chunk_key("00"), {}).success
+        merged_path = vdir / "synapses.parquet"
+        before = merged_path.read_bytes() if merged_path.exists() else None
+        result = run(workspace, "synapses", "1300")
+        assert not result.success
+        messages = failure_messages(result)
+        assert "31 chunk file(s) were not made from this version's current units table" in messages
+        assert "01: another pre_cells_sha, post_cells_sha" in messages
+        assert "00: another" not in messages  # redone from the units as they are now
+        assert (merged_path.read_bytes() if merged_path.exists() else None) == before
+
+        download_all(workspace, {})  # as the message says: the 31 are redone
+        assert run(workspace, "synapses", "1300").success
+        merged = read_frame(vdir / "synapses.parquet")
+        cells = set(fewer["pt_root_id"])
+        assert len(merged) > 0
+        assert merged["pre_pt_root_id"].isin(cells).all()
+        assert merged["post_pt_root_id"].isin(cells).all()
+    finally:
+        write_frame(original, units_path, original.attrs["provenance"])
+        download_all(workspace, {})
+
+
 def test_one_run_stores_every_chunk_with_its_own_metadata_and_checks(workspace, emulator):
     emulator.server.stats.reset()  # not the workspace's own downloads
     emulator.server.faults = Faults(latency_ms=15)
