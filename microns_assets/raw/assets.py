@@ -15,7 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 import dagster as dg
 
 from microns_assets import catalogue
+from microns_assets.cave.errors import UnknownTableError
 from microns_assets.config import ROLES, VersionConfig, load_versions_config
+from microns_assets.config.versions import ENV_VERSIONS_FILE
 from microns_assets.partitions import mat_version
 from microns_assets.processing.painter import painter
 from microns_assets.provenance import provenance
@@ -42,16 +44,21 @@ def _fetch(
     static = listed is None
     tables = None if static else listed.result()
     table = cfg.table_for(role)
-    note = None
     inherited = table is not None and cfg.inherited_from is not None and not static
     if inherited and table not in tables:
-        note = f"{table} is not in v{version} (table map inherited from v{cfg.inherited_from})"
-        table = None
+        # a renamed table would otherwise leave the units table silently without it
+        raise UnknownTableError(
+            f"v{version} has no table {table!r} for role {role!r}: versions.yaml does not list "
+            f"v{version}, so it inherits the table map of v{cfg.inherited_from}. Add v{version} "
+            f"to the versions file ({ENV_VERSIONS_FILE}, default microns_assets/config/"
+            f"versions.yaml) with its table for {role!r}, or `{role}: null` if it has none. "
+            f"v{version}'s tables: {', '.join(sorted(tables))}."
+        )
     facts = {**source_facts(cave, version, stamp), "role": role, "cave_table": table}
     if table is None:
         frame = empty_frame(role)
-        frame.attrs["provenance"] = provenance(**facts, present=False, note=note)
-        metadata = {"present": False, "cave_table": "(absent)", "note": note}
+        frame.attrs["provenance"] = provenance(**facts, present=False)
+        metadata = {"present": False, "cave_table": "(absent)"}
         return Fetched(frame, None, None, metadata, [("info", f"role {role!r} is absent")])
     validate = lambda f: check_columns(f, role, table)  # noqa: E731
     if static:

@@ -189,6 +189,43 @@ def test_version_the_server_does_not_list_fails_fast(emulator, instance, tmp_pat
     assert emulator.server.stats.queries == 0  # nothing was downloaded
 
 
+def test_a_table_missing_from_an_inherited_map_fails_naming_what_to_add(
+    emulator, instance, tmp_path, monkeypatch
+):
+    """A version newer than the file inherits its newest map; a renamed table is an error."""
+    packaged = (UPath(__file__).parents[2] / "microns_assets/config/versions.yaml").read_text()
+    without_1822 = packaged[: packaged.index("  1822:\n")]
+    assert "1718:" in without_1822 and "1822:" not in without_1822
+    renamed = without_1822.replace(
+        "proofreading: proofreading_status_and_strategy\n",
+        "proofreading: proofreading_status_and_strategy_v2\n",
+    )
+    assert renamed != without_1822
+    instance.add_dynamic_partitions(VERSION_DIM, ["1822"])
+    inherited, renamed_file = tmp_path / "inherited.yaml", tmp_path / "renamed.yaml"
+    inherited.write_text(without_1822)  # 1822 inherits 1718's map, whose tables it has
+    renamed_file.write_text(renamed)
+
+    monkeypatch.setenv("MICRONS_VERSIONS_FILE", str(inherited))
+    result = materialize(emulator, instance, tmp_path / "inherited", 1822)
+    assert result.success, failure_messages(result)
+    assert by_role(result)["proofreading"]["dagster/row_count"].value > 0
+
+    monkeypatch.setenv("MICRONS_VERSIONS_FILE", str(renamed_file))
+    result = materialize(emulator, instance, tmp_path / "renamed", 1822)
+    assert not result.success
+    messages = failure_messages(result)
+    assert "v1822 has no table 'proofreading_status_and_strategy_v2' for role 'proofreading'" in (
+        messages
+    )
+    assert "inherits the table map of v1718" in messages
+    assert "`proofreading: null`" in messages
+    assert "proofreading_status_and_strategy," in messages  # the version's tables, listed
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    raw = UPath(tmp_path) / "renamed" / emulator.datastack / "v1822" / "cave_raw"
+    assert not (raw / "proofreading.parquet").exists()
+
+
 def test_bad_token_fails_without_retries(emulator, instance, tmp_path, monkeypatch):
     emulator.server.token = "right"
     monkeypatch.setenv("CAVE_TOKEN", "wrong")
