@@ -20,6 +20,8 @@ from microns_assets.storage import (
     read_provenance,
     write_frame,
 )
+from microns_assets.storage.parquet import COMPACT, FAST
+from microns_assets.storage.reuse import reusable
 
 BIG = [864691137199116097, 864691134884743674, 2**63 - 1, -(2**63), 0]
 
@@ -150,3 +152,40 @@ def test_columns_with_missing_values_or_from_damaged_files_are_refused(tmp_path)
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(CorruptFileError, match="materialize that partition again"):
         list(columns_by_file([path], ["a"]))
+
+
+def _flip_one_bit(path: UPath, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("compression", [FAST, COMPACT])
+def test_a_bit_flipped_in_a_data_page_is_damage_not_other_values(tmp_path, compression):
+    """lz4 and zstd pages carry no checksum of their own: the page CRC catches the flip."""
+    import pyarrow.parquet as pq
+
+    path = UPath(tmp_path) / "chunk.parquet"
+    sizes = np.random.default_rng(0).integers(100, 5000, 2000)
+    frame = pd.DataFrame({"pre": np.arange(2000, dtype=np.int64), "size": sizes})
+    write_frame(frame, path, {"rows": 2000}, compression)
+    column = pq.ParquetFile(str(path)).metadata.row_group(0).column(1)  # `size`
+    _flip_one_bit(path, column.data_page_offset + column.total_compressed_size // 2)
+    with pytest.raises(CorruptFileError, match="CRC checksum verification failed"):
+        read_frame(path)
+    with pytest.raises(CorruptFileError, match="materialize that partition again"):
+        list(columns_by_file([path], ["size"]))
+    frame, why = reusable(path, {"rows": 2000})
+    assert frame is None and "unreadable" in why
+
+
+@pytest.mark.parametrize("key", [b'"chunk_code_version"', b'"index_columns"'])
+def test_damaged_metadata_json_is_a_damaged_file(tmp_path, key):
+    """Our provenance or pandas' metadata, one bit flipped: named damage, not a JSON error."""
+    path = UPath(tmp_path) / "chunk.parquet"
+    write_frame(pd.DataFrame({"a": range(10)}), path, {"chunk_code_version": "2", "rows": 10})
+    _flip_one_bit(path, path.read_bytes().rfind(key))
+    with pytest.raises(CorruptFileError, match=f"{path} is damaged"):
+        read_frame(path)
+    frame, why = reusable(path, {"chunk_code_version": "2"})
+    assert frame is None and "unreadable" in why
