@@ -154,6 +154,7 @@ class _Chunks:
             checks.chunk_results(
                 frame, sel.pre, post, sel.config.mode,
                 server_rows=query.get("server_rows"), received_rows=query.get("rows_received"),
+                static=query.get("source") == "static",
             )
         )  # fmt: skip
         blocked = checks.failed_blocking(results)

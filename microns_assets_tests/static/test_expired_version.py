@@ -72,6 +72,28 @@ def test_an_expired_version_materializes_in_three_runs(expired):
     assert all(len(m) == 1 for m in chunks.values())
 
 
+def test_chunks_say_their_rows_come_from_a_dump_no_server_counts(expired):
+    """`matches_server_count` warns (nothing counted) and says why, without wrong advice."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(expired.home)) as instance:
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION),
+            limit=10_000,
+        )
+        counts = [
+            e
+            for r in records
+            if (e := r.event_log_entry.dagster_event.event_specific_data).check_name
+            == "matches_server_count"
+        ]
+    assert len(counts) == 32
+    for evaluation in counts:
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert "static dump, which no server counts" in evaluation.description
+        assert "Set verify_counts: true" not in evaluation.description
+
+
 def test_raw_tables_equal_the_live_apis_answer_for_the_version(expired, emulator):
     cfg = load_versions_config().get(VERSION)
     emulator.server.revived.add(VERSION)  # the live API's answer, for the comparison only
