@@ -24,6 +24,7 @@ import pandas as pd
 from microns_assets.config.celltypes import DEFAULT_TABLE, load_layer_map
 from microns_assets.processing import inputs, layers
 from microns_assets.processing.coordinates import voxels_to_microns
+from microns_assets.processing.inputs import InputTableError
 
 FUNCTIONAL_MODES = ("none", "match", "all", "best_only")
 POSITIONS = ["pt_position_x", "pt_position_y", "pt_position_z"]
@@ -142,6 +143,13 @@ def build_units(
         ["classification_system", "cell_type", "brain_area", *strategies, "tuning_type"],
     )
 
+    if units.empty:
+        raise InputTableError(
+            f"no units: of the nucleus table's {len(nucleus)} rows none has a cell type, a brain "
+            "area and a root id of its own (the cell type and brain area tables' target_id must "
+            "be the nucleus table's ids). Check that the versions file names this version's "
+            "tables for those roles."
+        )
     cells = units.drop_duplicates("nucleus_id")
     threshold = (
         l23_threshold if l23_threshold is not None else layers.auto_l23_threshold(len(cells))

@@ -227,3 +227,17 @@ def test_functional_mode_without_its_table_says_which():
         build_units(t, version=117, functional="best_only")
     with pytest.raises(ValueError, match="functional must be one of"):
         build_units(tables(), version=1300, functional="best")
+
+
+@pytest.mark.parametrize(
+    ("role", "change"),
+    [
+        ("cell_types", lambda f: f.assign(target_id=f["target_id"] + 10**9)),  # other ids
+        ("nucleus", lambda f: f.assign(pt_root_id=0)),  # no root id anywhere
+    ],
+)
+def test_inputs_that_leave_no_unit_say_so(role, change):
+    t = tables()
+    t[role] = change(t[role])
+    with pytest.raises(InputTableError, match="no units: of the nucleus table's"):
+        build_units(t, version=1300)
