@@ -77,15 +77,17 @@ def test_chunks_say_their_rows_come_from_a_dump_no_server_counts(expired):
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(expired.home)) as instance:
-        records = instance.get_event_records(
-            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION),
-            limit=10_000,
-        )
+        entries = [
+            entry
+            for run in instance.get_runs()
+            for entry in instance.all_logs(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        ]
         counts = [
             e
-            for r in records
-            if (e := r.event_log_entry.dagster_event.event_specific_data).check_name
-            == "matches_server_count"
+            for entry in entries
+            if (e := entry.dagster_event.event_specific_data).check_name == "matches_server_count"
         ]
     assert len(counts) == 32
     for evaluation in counts:
