@@ -187,7 +187,7 @@ def read_frame(path: UPath, columns: list[str] | None = None) -> pd.DataFrame:
     table = _read_table(path, columns)
     try:
         frame = _to_pandas(table)
-    except ValueError as err:  # pandas' own metadata (JSON) damaged
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:  # pandas' metadata damaged
         raise CorruptFileError(
             f"{path} is damaged ({type(err).__name__}: {err}). Delete it and materialize that "
             "partition again."

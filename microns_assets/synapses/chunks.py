@@ -50,14 +50,18 @@ def _fingerprint(roots: np.ndarray) -> str:
     return hashlib.sha256(np.unique(roots).astype("<i8").tobytes()).hexdigest()[:16]
 
 
+def _cells(units: pd.DataFrame, pre: Side, post: Side) -> tuple[np.ndarray, np.ndarray]:
+    """The pre and post cells the two sides select (`SelectionError` if a side is malformed)."""
+    return select_roots(units, pre, "pre selection"), select_roots(units, post, "post selection")
+
+
 @dataclass
-class _Version:
-    """What every chunk of one version shares: its cells, selection and inputs' fingerprints."""
+class _Cells:
+    """The cells of one version's selection, by chunk, and the facts of each chunk's inputs."""
 
     version: int
     pre: np.ndarray
     post: np.ndarray
-    config: SynapseConfig
     chunk: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,15 +71,28 @@ class _Version:
     def post_of(self, chunk: int) -> np.ndarray:
         return self.post[self.chunk == chunk]
 
-    def reuse_facts(self, chunk: int) -> dict:
-        """What a chunk file's provenance must say to be reused for this chunk."""
+    def input_facts(self, chunk: int) -> dict:
+        """What a chunk file's provenance says of the cells and code it was made from."""
         return {
             "chunk_code_version": CHUNK_CODE_VERSION,
             "version": self.version,
-            "selection": self.config.selection(),
-            "verified": self.config.verify_counts,
             "pre_cells_sha": self.pre_sha,
             "post_cells_sha": _fingerprint(self.post_of(chunk)),
+        }
+
+
+@dataclass
+class _Version(_Cells):
+    """What every chunk of one version shares: its cells, selection and inputs' fingerprints."""
+
+    config: SynapseConfig
+
+    def reuse_facts(self, chunk: int) -> dict:
+        """What a chunk file's provenance must say to be reused for this chunk."""
+        return {
+            **self.input_facts(chunk),
+            "selection": self.config.selection(),
+            "verified": self.config.verify_counts,
         }
 
 
@@ -85,25 +102,19 @@ def stale_chunks(
     """Chunk files (label -> provenance) not made from `units` with `selection`: label -> why.
 
     What the roll-up asks before it merges: each file must cover the cells that `units` and
-    the selection give its chunk now, for this version, by this code, verified like the rest.
-    A file left from before the units changed (and not redone since) is named here.
+    the selection give its chunk now (`_Cells.input_facts`, as the chunk step's reuse compares
+    them), for this version, by this code, verified like the rest. A file left from before the
+    units changed (and not redone since) is named here.
     """
     try:
-        pre = select_roots(units, Side.from_description(selection["pre"]), "pre selection")
-        post = select_roots(units, Side.from_description(selection["post"]), "post selection")
+        sides = (Side.from_description(selection[side]) for side in ("pre", "post"))
+        cells = _Cells(version, *_cells(units, *sides))
     except SelectionError as err:
         return {label: str(err) for label in stored}
-    chunk = chunk_of(post)
-    pre_sha = _fingerprint(pre)
     verified = {p.get("verified") for p in stored.values()}
     out = {}
     for label, prov in stored.items():
-        expected = {
-            "version": version,
-            "chunk_code_version": CHUNK_CODE_VERSION,
-            "pre_cells_sha": pre_sha,
-            "post_cells_sha": _fingerprint(post[chunk == int(label)]),
-        }
+        expected = cells.input_facts(int(label))
         wrong = [k for k, v in expected.items() if prov.get(k) != v]
         if len(verified) > 1 and not prov.get("verified"):
             wrong.append("verified")
@@ -114,8 +125,7 @@ def stale_chunks(
 
 def _select(version: int, units: pd.DataFrame, config: SynapseConfig) -> _Version:
     try:
-        pre = select_roots(units, config.pre.to_side(), "pre selection")
-        post = select_roots(units, config.post.to_side(), "post selection")
+        pre, post = _cells(units, config.pre.to_side(), config.post.to_side())
     except SelectionError as err:
         raise dg.Failure(f"version {version}: {err}", allow_retries=False) from err
     return _Version(version, pre, post, config)
