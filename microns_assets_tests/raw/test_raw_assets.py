@@ -11,12 +11,11 @@ import pytest
 from upath import UPath
 
 from microns_assets.catalogue import ROLE
-from microns_assets.config import ROLES, RetrySettings, load_versions_config
-from microns_assets.emulator import Faults
+from microns_assets.config import ROLES, load_versions_config
+from microns_assets.emulator import Emulator, Faults
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.raw.assets import raw_assets, role_key
-from microns_assets.resources import CaveResource, ParquetIOManager, cave_errors_as_failures
-from microns_assets.static_dumps.download import DownloadError
+from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.storage import read_frame
 from microns_assets_tests.conftest import DELETED_NUCLEI, failure_messages
 from microns_assets_tests.materialize.cli_helpers import clean_env
@@ -345,20 +344,32 @@ def test_run_config_without_retries_fails_at_once_and_says_so(emulator, emulator
     assert "the step runs again" not in out.stdout
 
 
-def test_an_incomplete_dump_download_is_announced_as_such(instance, tmp_path):
-    """The retry warning names what failed: a static dump download, not CAVE."""
-    retry = RetrySettings(max_retries=1, delay_s=0.01)
-
-    @dg.asset
-    def dump_file(context) -> None:
-        with cave_errors_as_failures(context, retry):
-            raise DownloadError("https://dumps.example/x.csv.gz: incomplete after 3 attempts")
-
-    result = dg.materialize([dump_file], instance=instance, raise_on_error=False)
+def test_an_incomplete_dump_download_is_announced_as_such(
+    emulator, emulator_cache, instance, tmp_path, monkeypatch
+):
+    """An expired version whose dump server cuts every body: the retry names the dump, not CAVE."""
+    packaged = (UPath(__file__).parents[2] / "microns_assets/config/versions.yaml").read_text()
+    custom = packaged.replace(
+        "  1412:\n", "  1412:\n    retry:\n      max_retries: 1\n      delay_s: 0.01\n"
+    )
+    assert custom != packaged
+    versions_file = tmp_path / "versions.yaml"
+    versions_file.write_text(custom)
+    monkeypatch.setenv("MICRONS_VERSIONS_FILE", str(versions_file))
+    instance.add_dynamic_partitions(VERSION_DIM, ["1412"])
+    with Emulator(scale="small", seed=0, cache_dir=emulator_cache) as dumps:
+        dumps.server.faults = Faults(drop_rate=1.0)  # every dump body cut halfway
+        result = materialize(
+            emulator, instance, tmp_path, 1412,
+            http_retries=1, static_base=f"{dumps.url}/static/{emulator.datastack}",
+            static_dir=str(tmp_path / "dumps"),
+        )  # fmt: skip
+        assert dumps.server.stats.faults > 0
     assert not result.success
     logs = [e.user_message for e in instance.all_logs(result.run_id)]
     warned = [m for m in logs if "the step runs again" in m]
     assert len(warned) == 1 and warned[0].startswith("Static dump download incomplete; ")
+    assert "/static/" in warned[0] and "incomplete after 1 attempts" in warned[0]
     assert not [m for m in logs if "CAVE unavailable" in m]
     assert "The step ran 2 time(s)" in failure_messages(result)
 
