@@ -26,11 +26,13 @@ FUNC_V3 = "functional_properties_v3_bcm"
 DIGITAL_TWIN = "digital_twin_properties_bcm_coreg_v4"
 SYNAPSES = "synapses_pni_2"
 #: Tables no role uses, for `cave_extra/<table>`: a reference table (to the nucleus table), a
-#: plain one, and one of a row per synapse (over twice the default row cap at `small` scale).
+#: plain one, one of a row per synapse (over twice the default row cap at `small` scale), and
+#: a reference table to the synapse table (a prediction for every fifth synapse).
 COLUMN_TYPES = "allen_v1_column_types_slanted_ref"
 ALT_POINTS = "nucleus_alternative_points"
 TARGET_STRUCTURE = "synapse_target_structure"
-EXTRA_TABLES = (COLUMN_TYPES, ALT_POINTS, TARGET_STRUCTURE)
+TARGET_PREDICTIONS = "synapse_target_predictions_ssa"
+EXTRA_TABLES = (COLUMN_TYPES, ALT_POINTS, TARGET_STRUCTURE, TARGET_PREDICTIONS)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def tables_in(version: int) -> list[str]:
     if version >= 943:
         names += [CELL_TYPES, PROOFREADING, AREAS, COREG, COLUMN_TYPES]
     if version >= 1300:
-        names.append(TARGET_STRUCTURE)
+        names += [TARGET_STRUCTURE, TARGET_PREDICTIONS]
     if 943 <= version <= 1412:
         names.append(FUNC_V3)
     if version >= 1507:
@@ -105,6 +107,11 @@ _SCHEMAS = {
     COLUMN_TYPES: ("cell_type_reference", NUCLEUS, "Cell types in a column (SYNTHETIC)."),
     ALT_POINTS: ("bound_tag", None, "Alternative point per nucleus (SYNTHETIC)."),
     TARGET_STRUCTURE: ("bound_tag", None, "Postsynaptic structure per synapse (SYNTHETIC)."),
+    TARGET_PREDICTIONS: (
+        "reference_tag_float",
+        SYNAPSES,
+        "Predicted postsynaptic structure of synapses (SYNTHETIC).",
+    ),
 }
 
 

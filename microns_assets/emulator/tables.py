@@ -132,6 +132,7 @@ class VersionTables:
             cat.COLUMN_TYPES: self._column_types,
             cat.ALT_POINTS: self._alt_points,
             cat.TARGET_STRUCTURE: self._target_structure,
+            cat.TARGET_PREDICTIONS: self._target_predictions,
         }
 
     def get(self, table: str) -> pa.Table:
@@ -221,6 +222,17 @@ class VersionTables:
                 self._roots[s["post_idx"]],
             )
         )
+        return _table(cols)
+
+    def _target_predictions(self) -> pa.Table:
+        """A predicted target structure for every fifth synapse: references the synapse table."""
+        s = self.world.synapses
+        rows = np.arange(0, s["id"].size, 5)
+        cols = _common(rows.size, self.created)
+        cols["target_id"] = s["id"][rows]
+        codes = (s["id"][rows] * 7 + s["size"][rows]) % 3
+        cols["tag"] = _strings(TARGET_STRUCTURES, codes)
+        cols["value"] = 0.5 + 0.5 * ((s["id"][rows] % 97) / 97.0)  # the classifier's confidence
         return _table(cols)
 
     # --- tables that reference the nucleus table ------------------------------------

@@ -6,7 +6,10 @@ capped answers, rows held against the server's count, orphans of a reference tab
 and carry the same two blocking checks. A table is stored as the server sends it (a reference
 table joined with its target, the target's columns suffixed `_ref` where names clash). A table
 that a version does not have is not materialized for that version: the step logs it, records
-an observation saying so, and succeeds.
+an observation saying so, and succeeds. An expired version's dump of a reference table is
+joined to the table that a current version's metadata names as its target (the nucleus table,
+the synapse table, ...); when no current version names one, the table is not stored, and said
+so the same way.
 """
 
 import re
@@ -19,9 +22,16 @@ from microns_assets.config import load_versions_config
 from microns_assets.partitions import mat_version
 from microns_assets.raw import checks
 from microns_assets.raw.assets import expired_version
-from microns_assets.raw.fetch import Fetched, fetch_static_table, fetch_table, source_facts
+from microns_assets.raw.fetch import (
+    Fetched,
+    fetch_static_table,
+    fetch_table,
+    reference_target,
+    source_facts,
+)
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
 from microns_assets.static_dumps.download import DumpMissingError
+from microns_assets.static_dumps.tables import UnknownReferenceError
 
 
 def extra_key(table: str) -> dg.AssetKey:
@@ -72,11 +82,11 @@ def build_extra_assets(tables: tuple[str, ...]) -> list[dg.AssetsDefinition]:
             present = [t for t in selected if t in listed]
             stamp = conn.version_metadata(version)["time_stamp"].isoformat()
             facts = source_facts(cave, version, stamp)
-            target = cfg.table_for("nucleus")
 
             def fetch(table: str) -> Fetched:
                 table_facts = {**facts, "cave_table": table}
                 if static:
+                    target = reference_target(cave, table)
                     return fetch_static_table(cave, version, table, table_facts, target)
                 return fetch_table(cave, version, table, table_facts)
 
@@ -89,6 +99,9 @@ def build_extra_assets(tables: tuple[str, ...]) -> list[dg.AssetsDefinition]:
                     except DumpMissingError:
                         yield from _absent(context, [table], version)
                         continue
+                    except UnknownReferenceError as err:
+                        yield from _not_stored(context, table, str(err))
+                        continue
                     for level, message in got.log:
                         getattr(context.log, level)(message)
                     yield dg.Output(got.frame, output_name=_output(table), metadata=got.metadata)
@@ -100,10 +113,16 @@ def build_extra_assets(tables: tuple[str, ...]) -> list[dg.AssetsDefinition]:
 def _absent(context: dg.AssetExecutionContext, tables: list[str], version: int):
     """Say that `tables` are not tables of `version`: a warning and an observation each."""
     for table in tables:
-        message = f"{table} is not a table of v{version}: nothing stored for it"
-        context.log.warning(message)
-        yield dg.AssetObservation(
-            asset_key=extra_key(table),
-            partition=context.partition_key,
-            metadata={"present": False, "note": message},
+        yield from _not_stored(
+            context, table, f"{table} is not a table of v{version}: nothing stored for it"
         )
+
+
+def _not_stored(context: dg.AssetExecutionContext, table: str, message: str):
+    """Say why nothing is stored for `table` in this version: a warning and an observation."""
+    context.log.warning(message)
+    yield dg.AssetObservation(
+        asset_key=extra_key(table),
+        partition=context.partition_key,
+        metadata={"present": False, "note": message},
+    )

@@ -110,10 +110,11 @@ def fetch_static_table(
 ) -> Fetched:
     """`table` of expired `version` from its static dump.
 
-    A reference table is joined to `target` (the version's nucleus table) as the server's join
-    would.
+    A reference table is joined to `target` (the table it references, see `reference_target`)
+    as the server's join would.
     """
-    got = cave.static.table(version, table, target)
+    synapse_table = cave.connection.datastack_info().get("synapse_table")
+    got = cave.static.table(version, table, target, synapse_table)
     frame = got.frame
     if validate is not None:
         validate(frame)
@@ -152,6 +153,19 @@ def fetch_static_table(
         **({"orphan_annotation_ids": _sample(got.orphan_ids)} if got.orphan_ids else {}),
     }
     return Fetched(frame, table, count, metadata, log)
+
+
+def reference_target(cave: CaveResource, table: str) -> str | None:
+    """The table `table` references, from the newest current version listing it, or None.
+
+    An expired version serves no metadata, so a current one is asked. None: the table references
+    no table, or no current version lists it.
+    """
+    conn = cave.connection
+    for version in sorted(conn.versions(expired=False), reverse=True):
+        if table in conn.tables(version):
+            return conn.table_metadata(version, table).get("reference_table") or None
+    return None
 
 
 def dg_text(urls: list[str]) -> str:

@@ -13,7 +13,9 @@ import pandas as pd
 import requests
 
 from microns_assets.static_dumps.download import Downloaded, download
+from microns_assets.static_dumps.synapses import synapse_files
 from microns_assets.static_dumps.tables import (
+    UnknownReferenceError,
     is_unjoined_reference,
     join_reference,
     read_header,
@@ -62,25 +64,38 @@ class StaticSource:
             backoff_s=self.backoff_s,
         )
 
-    def _read(self, version: int, table: str) -> tuple[pd.DataFrame, list, list[Downloaded]]:
-        header_name, data_name = table_files(table)
-        header = self.fetch(version, header_name)
-        data = self.fetch(version, data_name)
+    def _read(
+        self, version: int, table: str, synapse_table: str | None = None, ids=None
+    ) -> tuple[pd.DataFrame, list, list[Downloaded]]:
+        names = synapse_files(table) if table == synapse_table else table_files(table)
+        header = self.fetch(version, names[0])
+        data = self.fetch(version, names[1])
         columns = read_header(header.path)
-        return read_rows(data.path, columns), columns, [header, data]
+        return read_rows(data.path, columns, ids), columns, [header, data]
 
-    def table(self, version: int, table: str, target: str | None) -> StaticTable:
+    def table(
+        self, version: int, table: str, target: str | None, synapse_table: str | None = None
+    ) -> StaticTable:
         """Table `table` of `version` in the live API's form.
 
-        A reference table without its target's columns is joined to `target` (the version's
-        nucleus table) as the server would.
+        A reference table without its target's columns is joined to `target` (the table CAVE's
+        metadata names as its reference table) as the server would; only the target's rows it
+        names are read. `synapse_table`: the datastack's synapse table, whose dump files are
+        named apart. Raises `UnknownReferenceError` when the dump is such a table and `target`
+        is None.
         """
         frame, columns, files = self._read(version, table)
         rows = len(frame)
         if not is_unjoined_reference(columns):
             return StaticTable(frame, rows, (), files, None)
         if target is None:
-            raise ValueError(f"{table} v{version} references another table: name its target")
-        target_frame, _, target_files = self._read(version, target)
+            raise UnknownReferenceError(
+                f"{table} v{version}: its static dump is a reference table (a target_id and no "
+                "root ids), and no current version of CAVE names the table it references, so "
+                "it cannot be joined as the server would. Nothing was stored for it. Remove it "
+                "from the extra tables, or use a current version that has it"
+            )
+        ids = frame["target_id"].dropna().to_numpy(dtype="int64")
+        target_frame, _, target_files = self._read(version, target, synapse_table, ids)
         joined = join_reference(frame, target_frame)
         return StaticTable(joined.frame, rows, joined.orphan_ids, files + target_files, target)

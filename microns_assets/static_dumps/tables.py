@@ -3,10 +3,12 @@
 The header file names each column's Postgres type; the CSV is read with exactly those types
 (64-bit ids as integers, never through float; nullable integers and booleans; timestamps as
 UTC), by pyarrow's CSV reader. A reference table's dump carries its own columns only (its
-`target_id` and no root id): it is joined here to the version's nucleus dump exactly like the
-server's join (inner join on `target_id = id`, neither side's `superceded_id`, the target's
-clashing columns suffixed `_ref`); annotations whose target is missing are orphans, dropped by
-the join as the server drops them, and reported.
+`target_id` and no root id): it is joined here to its target table's dump (the nucleus table,
+the synapse table, ...: whichever CAVE's table metadata names) exactly like the server's join
+(inner join on `target_id = id`, neither side's `superceded_id`, the target's clashing columns
+suffixed `_ref`); annotations whose target is missing are orphans, dropped by the join as the
+server drops them, and reported. The target's dump is streamed and only the rows the reference
+table names are kept, so a reference to the synapse table does not load the whole synapse dump.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from microns_assets.cave.errors import CaveError
@@ -42,6 +45,10 @@ _NOT_JOINED = "superceded_id"
 
 class DumpFormatError(CaveError):
     """A dump file is not what the static layout promises (bad header, corrupt gzip, ...)."""
+
+
+class UnknownReferenceError(CaveError):
+    """A reference table's dump whose target table no current version's metadata names."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,12 @@ def read_header(path: Path) -> list[Column]:
     return columns
 
 
-def read_rows(path: Path, columns: list[Column]) -> pd.DataFrame:
-    """The rows of a `.csv.gz` dump as a frame with the live API's dtypes."""
+def read_rows(path: Path, columns: list[Column], ids: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows of a `.csv.gz` dump as a frame with the live API's dtypes.
+
+    `ids`: keep only the rows whose `id` is one of them, reading the file as a stream (memory
+    bounded by what is kept, whatever the dump's size).
+    """
     options = pacsv.ConvertOptions(
         column_types={c.name: TYPES[c.pg_type][0] for c in columns},
         true_values=["t", "true"],
@@ -86,7 +97,10 @@ def read_rows(path: Path, columns: list[Column]) -> pd.DataFrame:
     read = pacsv.ReadOptions(column_names=[c.name for c in columns], block_size=1 << 24)
     try:
         with gzip.open(path, "rb") as stream:
-            table = pacsv.read_csv(stream, read_options=read, convert_options=options)
+            if ids is None:
+                table = pacsv.read_csv(stream, read_options=read, convert_options=options)
+            else:
+                table = _rows_with_ids(stream, read, options, ids)
     except (OSError, EOFError, zlib.error, pa.ArrowInvalid) as err:
         raise DumpFormatError(
             f"{path}: not a complete dump of {len(columns)} columns ({err}); delete it and "
@@ -107,6 +121,14 @@ def read_rows(path: Path, columns: list[Column]) -> pd.DataFrame:
         else:
             frame[column.name] = values.to_pandas(types_mapper=pd.ArrowDtype).astype(dtype)
     return pd.DataFrame(frame)
+
+
+def _rows_with_ids(stream, read, options, ids: np.ndarray) -> pa.Table:
+    """The rows of a CSV stream whose `id` is in `ids`, batch by batch."""
+    wanted = pa.array(np.unique(np.asarray(ids, dtype=np.int64)), pa.int64())
+    reader = pacsv.open_csv(stream, read_options=read, convert_options=options)
+    kept = [batch.filter(pc.is_in(batch.column("id"), value_set=wanted)) for batch in reader]
+    return pa.Table.from_batches(kept, schema=reader.schema)
 
 
 def is_unjoined_reference(columns: list[Column]) -> bool:

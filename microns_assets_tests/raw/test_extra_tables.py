@@ -12,12 +12,15 @@ from upath import UPath
 
 import microns_assets
 from microns_assets.analysis import merge_table
+from microns_assets.cave.complete import fetch_verified
 from microns_assets.config.versions import load_versions_config, parse_versions_config
 from microns_assets.emulator.catalog import (
     ALT_POINTS,
     COLUMN_TYPES,
     EXTRA_TABLES,
     NUCLEUS,
+    SYNAPSES,
+    TARGET_PREDICTIONS,
     TARGET_STRUCTURE,
 )
 from microns_assets.extra_tables import CACHE_NAME, extra_tables, requested_extra_tables
@@ -25,7 +28,7 @@ from microns_assets.partitions import VERSION_DIM
 from microns_assets.raw.extra import build_extra_assets, extra_key
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import Settings, SettingsError
-from microns_assets_tests.conftest import failure_messages
+from microns_assets_tests.conftest import connect, failure_messages
 
 CONFIG = load_versions_config()
 
@@ -185,6 +188,46 @@ def test_extra_tables_of_an_expired_version_come_from_its_dumps(
     assert "pt_root_id" in microns_assets.load(  # the reference table, joined locally
         f"cave_extra/{COLUMN_TYPES}", 1181, datastack=emulator.datastack, data_dir=tmp_path
     )
-    # the per-synapse table appeared in 1300: its dump has no such file, so it is absent
-    [observed] = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
-    assert observed.asset_key == extra_key(TARGET_STRUCTURE)
+    # the per-synapse tables appeared in 1300: its dump has no such files, so they are absent
+    observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert {e.asset_key for e in observed} == {
+        extra_key(TARGET_STRUCTURE),
+        extra_key(TARGET_PREDICTIONS),
+    }
+
+
+def _observations(result) -> dict[str, dict]:
+    return {
+        e.asset_key.path[-1]: e.event_specific_data.asset_observation.metadata
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    }
+
+
+def test_an_expired_reference_to_the_synapse_table_is_joined_to_synapses(
+    emulator, dagster_instance, tmp_path
+):
+    result = _materialize(emulator, dagster_instance, tmp_path, 1412)  # expired
+    assert result.success, failure_messages(result)
+    assert set(_metadata(result)) == set(EXTRA_TABLES) and not _observations(result)
+    stored = microns_assets.load(
+        f"cave_extra/{TARGET_PREDICTIONS}", 1412, datastack=emulator.datastack, data_dir=tmp_path
+    )
+    assert stored.attrs["provenance"]["joined_to"] == SYNAPSES
+    emulator.server.revived.add(1412)  # the live API's answer for the version, to compare with
+    live = fetch_verified(connect(emulator), 1412, TARGET_PREDICTIONS)[0].frame
+    by_id = {"by": "id", "ignore_index": True}
+    pd.testing.assert_frame_equal(stored.sort_values(**by_id), live.sort_values(**by_id))
+
+
+def test_an_expired_reference_table_whose_target_no_current_version_names_is_not_stored(
+    emulator, dagster_instance, tmp_path
+):
+    emulator.server.unpublished = {1300, 1621, 1718, 1822}  # no current version lists it
+    result = _materialize(emulator, dagster_instance, tmp_path, 1412)
+    assert result.success, failure_messages(result)
+    assert set(_metadata(result)) == set(EXTRA_TABLES) - {TARGET_PREDICTIONS}
+    note = _observations(result)[TARGET_PREDICTIONS]
+    assert note["present"].value is False
+    assert "no current version of CAVE names the table it references" in note["note"].value
+    assert not any((UPath(tmp_path) / emulator.datastack / "v1412").rglob(f"{TARGET_PREDICTIONS}*"))

@@ -9,9 +9,21 @@ import pytest
 
 from microns_assets.cave.complete import fetch_verified
 from microns_assets.config import ROLES, load_versions_config
-from microns_assets.emulator.catalog import EXTRA_TABLES
+from microns_assets.emulator.catalog import (
+    EXTRA_TABLES,
+    SYNAPSES,
+    TARGET_PREDICTIONS,
+    table_metadata,
+    tables_in,
+)
 from microns_assets.static_dumps.source import StaticSource, table_files
-from microns_assets.static_dumps.tables import DumpFormatError, read_header, read_rows
+from microns_assets.static_dumps.synapses import synapse_files
+from microns_assets.static_dumps.tables import (
+    DumpFormatError,
+    UnknownReferenceError,
+    read_header,
+    read_rows,
+)
 from microns_assets_tests.conftest import DELETED_NUCLEI, connect
 
 VERSIONS = (1412, 1507)  # expired in the emulator; 1507 has the digital twin table
@@ -41,14 +53,30 @@ def test_every_role_table_equals_the_live_answer(emulator, tmp_path, version):
     source = _source(emulator, tmp_path)
     tables = [t for t in (cfg.table_for(r) for r in ROLES) if t is not None]
     assert len(tables) >= 5
-    for table in tables + list(EXTRA_TABLES):
-        got = source.table(version, table, cfg.table_for("nucleus"))
+    for table in tables + [t for t in EXTRA_TABLES if t in tables_in(version)]:
+        # the table it references, as the emulator's metadata says (nucleus, synapses, none)
+        target = table_metadata(table, version, emulator.datastack)["reference_table"]
+        got = source.table(version, table, target, SYNAPSES)
         live, orphans = _live(emulator, version, table)
         pd.testing.assert_frame_equal(_by_id(got.frame), _by_id(live))  # columns, dtypes, rows
         assert got.orphan_ids == orphans == ()
         assert got.rows_in_dump == len(live)
-        joined = "target_id" in live.columns
-        assert got.joined_to == (cfg.table_for("nucleus") if joined else None)
+        assert got.joined_to == (target if "target_id" in live.columns else None)
+
+
+def test_a_reference_to_the_synapse_table_is_joined_to_the_synapse_dump(emulator, tmp_path):
+    got = _source(emulator, tmp_path).table(1412, TARGET_PREDICTIONS, SYNAPSES, SYNAPSES)
+    synapses = emulator.ground_truth(1412, SYNAPSES).set_index("id")
+    assert len(got.frame) == got.rows_in_dump > 0 and got.orphan_ids == ()
+    assert (got.frame["id_ref"] == got.frame["target_id"]).all()
+    roots = synapses.loc[got.frame["target_id"].to_numpy("int64"), "post_pt_root_id"]
+    assert got.frame["post_pt_root_id"].tolist() == roots.tolist()
+    assert {f.url.rsplit("/", 1)[1] for f in got.files} >= set(synapse_files(SYNAPSES))
+
+
+def test_a_reference_table_without_a_known_target_is_refused(emulator, tmp_path):
+    with pytest.raises(UnknownReferenceError, match=f"{TARGET_PREDICTIONS} v1412.*Nothing"):
+        _source(emulator, tmp_path).table(1412, TARGET_PREDICTIONS, None, SYNAPSES)
 
 
 def test_64_bit_ids_are_exact(emulator, tmp_path):
