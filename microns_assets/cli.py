@@ -12,15 +12,44 @@ import argparse
 import sys
 
 from microns_assets.cave.settings import ROW_CAP
-from microns_assets.commands.environment import add_location_flags
+from microns_assets.commands.environment import CommandError, add_location_flags
 from microns_assets.commands.materialize import DEMO_VERSION
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction between 0 and 1")
     return value
+
+
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds >= 0")
+    return value
+
+
+def _whole(low: int, high: int | None = None):
+    """An argparse type: a whole number in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {bounds}")
+        return value
+
+    return parse
 
 
 def _positive_seconds(text: str) -> float:
@@ -59,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "line of stdout is the base URL to use as MICRONS_CAVE_SERVER.",
     )
     emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    emu.add_argument("--port", type=_whole(0, 65535), default=0, help="0 picks a free port")
     emu.add_argument("--scale", default="small", help="small, real, or a nucleus count")
     emu.add_argument("--seed", type=int, default=0, help="seed of the synthetic world")
     emu.add_argument(
@@ -69,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         default=140,
         help="synapse density: synapses per nucleus (default 140; MICrONS has ~2,300)",
     )
-    emu.add_argument("--row-cap", type=int, default=ROW_CAP, help="server QUERY_LIMIT_SIZE")
-    emu.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
+    emu.add_argument("--row-cap", type=_whole(1), default=ROW_CAP, help="server QUERY_LIMIT_SIZE")
+    emu.add_argument("--latency-ms", type=_milliseconds, default=0.0, help="added to every request")
     emu.add_argument("--fail-rate", type=_fraction, default=0.0, help="fraction answered 503")
     emu.add_argument(
         "--drop-rate", type=_fraction, default=0.0, help="fraction of bodies cut mid-stream"
@@ -86,9 +115,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"materialize version {DEMO_VERSION} on the embedded emulator",
         description="Start the embedded CAVE emulator and materialize the whole graph of "
         f"version {DEMO_VERSION} of minnie65_synthetic (raw tables, units, layer segments, "
-        "32 synapse chunks, synapses) into the Dagster instance at DAGSTER_HOME (default "
-        "./.dagster_home) and the data dir (default ./data); print rows and paths per asset "
-        "and the command that opens the web UI on them.",
+        "32 synapse chunks, synapses, connectome) into the Dagster instance at DAGSTER_HOME "
+        "(default ./.dagster_home) and the data dir (default ./data); print rows and paths per "
+        "asset and the command that opens the web UI on them.",
     )
     demo.add_argument("--data-dir", default=None, help="default: $MICRONS_DATA_DIR or ./data")
     demo.add_argument(
@@ -140,8 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     versions = sub.add_parser(
         "versions",
         help="list the server's versions, which expired, which are materialized here",
-        description="One line per version the server lists: publication time, current or "
-        "expired, expiry date, and which assets of it have files in the data dir.",
+        description="One line per version the server lists: publication time, status "
+        "(`current`, or `static` for an expired version, read from its static dumps), expiry "
+        "date, and which assets of it have files in the data dir.",
     )
     add_location_flags(versions)
     return parser
@@ -156,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _dispatch(args, extra)
-    except SettingsError as err:
-        print(f"microns-assets: {err}", file=sys.stderr)
+    except (SettingsError, CommandError) as err:
+        print(f"microns-assets {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -1,7 +1,5 @@
 """The code location: assets, jobs, sensors, schedules and resources from their modules. No more."""
 
-import os
-
 import dagster as dg
 
 from microns_assets.automation.conditions import automation_sensor
@@ -16,18 +14,22 @@ from microns_assets.raw.assets import raw_assets
 from microns_assets.raw.extra import build_extra_assets
 from microns_assets.resources import CaveResource, ParquetIOManager
 from microns_assets.settings import (
-    ENV_STATIC_BASE,
     Settings,
+    check_data_dir,
+    check_server,
     chunk_runs_from_env,
     chunks_per_run,
     in_flight_from_env,
     poll_minutes_from_env,
+    static_base_from_env,
     static_dir_from_env,
 )
 from microns_assets.synapses.assets import synapse_chunks, synapses
 from microns_assets.units.assets import units_and_layers
 
 settings = Settings.from_env()
+check_server(settings)  # a mistyped server or data dir fails loading, saying what to set
+check_data_dir(settings)
 #: Further CAVE tables as `cave_extra/<table>` (MICRONS_EXTRA_TABLES or versions.yaml)
 extra_assets = build_extra_assets(extra_tables(load_versions_config(), settings))
 chunk_runs = chunk_runs_from_env()
@@ -55,7 +57,7 @@ defs = dg.Definitions(
             datastack=settings.datastack,
             server_address=settings.server,
             max_in_flight=in_flight_from_env(),
-            static_base=os.environ.get(ENV_STATIC_BASE, ""),
+            static_base=static_base_from_env(),
             static_dir=static_dir_from_env(settings),
         ),
         "io_manager": ParquetIOManager(data_dir=settings.data_dir, datastack=settings.datastack),

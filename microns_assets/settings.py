@@ -91,6 +91,63 @@ class Settings:
         )
 
 
+def check_server(settings: Settings) -> str:
+    """The CAVE server setting, validated: `embedded` or an http(s) URL.
+
+    Read by the code location and the commands, not by `load`, which needs no server.
+    """
+    server = settings.server
+    if server == EMBEDDED or _is_http_url(server):
+        return server
+    raise SettingsError(
+        f"{ENV_SERVER} (or --server) is {server!r}: give the CAVE global server's URL "
+        f"(http:// or https://, default {GLOBAL_SERVER}) or `{EMBEDDED}` for the in-process "
+        "emulator"
+    )
+
+
+def check_data_dir(settings: Settings) -> str:
+    """The data dir, validated: a local path, or a URL of a filesystem fsspec can open here."""
+    data_dir = settings.data_dir
+    if "://" not in data_dir:
+        return data_dir
+    import fsspec
+
+    protocol = data_dir.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as err:
+        raise SettingsError(
+            f"{ENV_DATA_DIR} (or --data-dir) is {data_dir!r}, whose filesystem cannot be opened "
+            f"here ({err}): give a local path, or an fsspec URL such as s3://bucket/folder "
+            "(with its package installed)"
+        ) from err
+    return data_dir
+
+
+def static_base_from_env(environ: Mapping[str, str] = os.environ) -> str:
+    """`MICRONS_STATIC_BASE` as set ("" when unset: the datastack's default), validated."""
+    given = (environ.get(ENV_STATIC_BASE) or "").strip()
+    if given and not _is_http_url(given):
+        raise SettingsError(
+            f"{ENV_STATIC_BASE} is {given!r}: give the http(s) URL of the folder that holds the "
+            f"static dumps' v{{N}}/ folders, e.g. {PUBLIC_STATIC_BASE}, or unset it for the "
+            "datastack's default"
+        )
+    return given
+
+
+def _is_http_url(text: str) -> bool:
+    """Whether `text` is an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def static_dir_from_env(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
     """`MICRONS_STATIC_DIR`, or its default for `settings` (see the module docstring)."""
     if given := (environ.get(ENV_STATIC_DIR) or "").strip():

@@ -115,5 +115,6 @@ def _unknown_datastack_message(s: CaveSettings) -> str:
         pass
     return (
         f"CAVE at {s.server_address} has no datastack {s.datastack!r}. Datastacks there: "
-        f"{known}. Set MICRONS_DATASTACK (or the resource's `datastack`) to one of them."
+        f"{known}. Name one of them: `--datastack` of a command, MICRONS_DATASTACK, or the "
+        "resource's `datastack`."
     )

@@ -18,16 +18,29 @@ def emulator(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         seed=args.fault_seed,
     )
-    emulator = Emulator(
-        scale=args.scale,
-        seed=args.seed,
-        host=args.host,
-        port=args.port,
-        row_cap=args.row_cap,
-        faults=faults,
-        token=args.token,
-        synapses_per_cell=args.synapses_per_cell,
-    ).start()
+    try:
+        emulator = Emulator(
+            scale=args.scale,
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            row_cap=args.row_cap,
+            faults=faults,
+            token=args.token,
+            synapses_per_cell=args.synapses_per_cell,
+        )
+    except ValueError as err:  # the scale
+        print(f"microns-assets emulator: --scale: {err}", file=sys.stderr)
+        return 2
+    try:
+        emulator.start()
+    except (OSError, OverflowError) as err:  # host unknown, port taken or out of range
+        print(
+            f"microns-assets emulator: cannot listen on {args.host}:{args.port} ({err}); "
+            "choose another --host or --port (0 picks a free port)",
+            file=sys.stderr,
+        )
+        return 2
     print(emulator.url, flush=True)
     print(
         f"serving {emulator.datastack} ({emulator.n_nuclei} nuclei, "

@@ -22,13 +22,21 @@ from microns_assets.settings import (
     ENV_SERVER,
     Settings,
     celery_broker_from_env,
+    check_data_dir,
+    check_server,
     chunk_runs_from_env,
     executor_from_env,
     in_flight_from_env,
     poll_minutes_from_env,
+    static_base_from_env,
 )
 
 DEFAULT_HOME = ".dagster_home"
+
+
+class CommandError(ValueError):
+    """Bad input to a command (a flag, a file it names): printed, exit status 2."""
+
 
 #: The instance config a new Dagster home starts with (edit `dagster.yaml` to change it).
 DAGSTER_YAML = """\
@@ -91,7 +99,10 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
     if args.data_dir:
         environ[ENV_DATA_DIR] = str(_absolute(args.data_dir))
     settings = Settings.from_env(environ)
+    check_server(settings)
+    check_data_dir(settings)
     for read in (
+        static_base_from_env,
         poll_minutes_from_env,
         in_flight_from_env,
         executor_from_env,
@@ -100,10 +111,16 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
     ):
         read(environ)  # the code location reads them: fail here, saying why
     home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
-    home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(dagster_yaml(home))
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if not config.exists():
+            config.write_text(dagster_yaml(home))
+    except OSError as err:
+        raise CommandError(
+            f"cannot use {home} as the Dagster home (--dagster-home, $DAGSTER_HOME): {err}. "
+            "Give a folder (it is created if missing)"
+        ) from err
     _check_storage_folder(home)
     os.environ.update(
         {
@@ -132,8 +149,8 @@ def _check_storage_folder(home: Path) -> None:
     except (OSError, yaml.YAMLError, TypeError, KeyError):
         return  # not the storage we configure: Dagster checks its own config
     if ours and base_dir.resolve() != home.resolve():
-        raise SystemExit(
-            f"error: {home / 'dagster.yaml'} keeps this instance's files in {base_dir}, not in "
+        raise CommandError(
+            f"{home / 'dagster.yaml'} keeps this instance's files in {base_dir}, not in "
             f"{home} (was the folder moved or copied?). Set `base_dir: {home}` under "
             "`storage: custom: config:` in that file to use the files here."
         )

@@ -22,6 +22,7 @@ import yaml
 
 from microns_assets import catalogue
 from microns_assets.commands.environment import (
+    CommandError,
     InstanceError,
     cave_connection,
     open_instance,
@@ -46,10 +47,10 @@ def _run_config(path: str | None) -> dict:
     try:
         config = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise SystemExit(f"error: cannot read run config {path}: {err}") from err
+        raise CommandError(f"cannot read run config {path} (--config): {err}") from err
     if not isinstance(config, dict) or not set(config) <= {"ops"}:
-        raise SystemExit(
-            f"error: {path} must be a Dagster run config with only an `ops:` section, e.g.\n"
+        raise CommandError(
+            f"{path} must be a Dagster run config with only an `ops:` section, e.g.\n"
             "ops:\n  synapse_chunks:\n    config:\n      mode: individual"
         )
     return config
@@ -164,7 +165,9 @@ def _materialize(
         run_config = _with_force(run_config)
     out = sys.stdout
     problem, defs = _validate(args.version, run_config)
-    problem = problem or _check_version(served, args.version)
+    # the server first: a version it does not serve is named as such, not as one missing
+    # from the versions file
+    problem = _check_version(served, args.version) or problem
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ An expired version's status reads `static`: it is materialized from CAVE's stati
 from __future__ import annotations
 
 import argparse
+import sys
 
 from microns_assets import catalogue
 from microns_assets.commands.environment import cave_connection, resolve
@@ -53,18 +54,31 @@ def versions(args: argparse.Namespace) -> int:
         with cave_connection(settings) as conn:
             listed = conn.versions_metadata(expired=True)
     except CaveError as err:
-        print(f"error: {err}")
+        print(f"error: {err}", file=sys.stderr)
         return 2
     print(
         f"Versions of {settings.datastack} at {settings.server}; local data in {settings.data_dir}"
     )
     print(f"{'version':>8}  {'published':<19}  {'status':<9}  {'expires':<10}  local files")
+    unreadable = None  # why the data dir could not be read, once it failed
     for meta in listed:
         version = int(meta["version"])
         expired = not meta.get("valid", True) or meta.get("status") == "EXPIRED"
         expires = _expiry(meta.get("expires_on"))
         published = str(meta.get("time_stamp", ""))[:19].replace("T", " ")
         status = "static" if expired else "current"  # expired: read from its static dumps
-        local = local_state(settings.data_dir, settings.datastack, version)
+        local = "?"
+        if unreadable is None:
+            try:
+                local = local_state(settings.data_dir, settings.datastack, version)
+            except Exception as err:  # whatever the storage raises (credentials, network)
+                unreadable = f"{type(err).__name__}: {err}"
         print(f"{version:>8}  {published:<19}  {status:<9}  {expires:<10}  {local}")
+    if unreadable is not None:
+        print(
+            f"error: cannot read the data dir {settings.data_dir} ({unreadable}); local files "
+            "are shown as ?. Check its credentials and endpoint (docs/configuration.md).",
+            file=sys.stderr,
+        )
+        return 1
     return 0
