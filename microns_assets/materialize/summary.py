@@ -38,6 +38,22 @@ def latest_metadata(
         cursor = page.cursor
 
 
+def _not_stored(instance: dg.DagsterInstance, asset: dg.AssetKey, version: str) -> str | None:
+    """Why `asset` has nothing stored for `version`, if its step said so, else None.
+
+    An extra table the version lacks: its step recorded an observation with `present: false`.
+    """
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[version]), limit=1
+    ).records
+    if not records:
+        return None
+    meta = records[0].asset_observation.metadata
+    if "present" not in meta or meta["present"].value is not False:
+        return None
+    return str(meta["note"].value) if "note" in meta else "not present in this version"
+
+
 def _size(found: dict[str, dict]) -> str:
     """`N rows` (summed over partitions), or a matrix's `units` and `connected_pairs`."""
     first = next(iter(found.values()))
@@ -53,12 +69,15 @@ def version_summary(
     """Per asset: (size, path, partitions materialized), as the instance records them now.
 
     The size is `N rows`, or for the connectome its shape and connected pairs. With the
-    definitions' asset `graph`, its extra tables are listed too.
+    definitions' asset `graph`, its extra tables are listed too; one that the version lacks
+    (nothing stored, as its step recorded) shows `not stored` and why, in place of a path.
     """
     out: dict[str, tuple[str, str, int]] = {}
     for asset in all_asset_keys(graph):
         found = latest_metadata(instance, asset, _partitions(asset, version))
         if not found:
+            if (note := _not_stored(instance, asset, version)) is not None:
+                out[asset.to_user_string()] = ("not stored", note, 0)
             continue
         path = str(next(iter(found.values())).get("path", ""))
         if len(found) > 1:

@@ -24,6 +24,7 @@ from microns_assets.emulator.catalog import (
     TARGET_STRUCTURE,
 )
 from microns_assets.extra_tables import CACHE_NAME, extra_tables, requested_extra_tables
+from microns_assets.materialize.summary import version_summary
 from microns_assets.partitions import VERSION_DIM
 from microns_assets.raw.extra import build_extra_assets, extra_key
 from microns_assets.resources import CaveResource, ParquetIOManager
@@ -108,6 +109,16 @@ def test_a_table_the_version_lacks_is_observed_and_not_stored(emulator, dagster_
         microns_assets.load(
             f"cave_extra/{TARGET_STRUCTURE}", 943, datastack=emulator.datastack, data_dir=tmp_path
         )
+    # the command's summary lists it as not stored, saying why, beside the stored ones
+    cave = CaveResource(datastack=emulator.datastack, server_address=emulator.url)
+    defs = dg.Definitions(assets=build_extra_assets(EXTRA_TABLES), resources={"cave": cave})
+    summary = version_summary(dagster_instance, "943", defs.resolve_asset_graph())
+    assert summary[f"cave_extra/{TARGET_STRUCTURE}"] == (
+        "not stored",
+        f"{TARGET_STRUCTURE} is not a table of v943: nothing stored for it",
+        0,
+    )
+    assert summary[f"cave_extra/{COLUMN_TYPES}"][0].endswith(" rows")
 
 
 def test_the_setting_overrides_the_file_and_is_checked():
