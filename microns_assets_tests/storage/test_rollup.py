@@ -2,13 +2,13 @@
 
 import errno
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.registry import _registry
 from upath import UPath
 
 from microns_assets.storage import read_frame
@@ -125,9 +125,10 @@ class _FullDisk(MemoryFileSystem):
 
 
 @pytest.mark.filterwarnings("ignore:UPath 'fulldisk' filesystem not explicitly implemented")
-def test_a_failed_write_is_raised_at_once_and_leaves_no_file(tmp_path):
+def test_a_failed_write_is_raised_at_once_and_leaves_no_file(tmp_path, monkeypatch):
     """A write that fails (a full disk) stops the roll-up at its batch: nothing is stored."""
-    fsspec.register_implementation(_FullDisk.protocol, _FullDisk, clobber=True)
+    # the protocol is known to fsspec for this test only (undone at its end)
+    monkeypatch.setitem(_registry, _FullDisk.protocol, _FullDisk)
     table = pa.Table.from_pandas(_frame(np.random.default_rng(1), 30_000), preserve_index=False)
     read = []
 
