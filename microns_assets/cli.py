@@ -181,14 +181,21 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `microns-assets` console script."""
     from microns_assets.settings import SettingsError
 
-    args, extra = _parser().parse_known_args(argv)
-    if extra and args.command != "dev":
-        _parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "dev":  # said with the subcommand's own usage
+        _subcommand(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _dispatch(args, extra)
     except (SettingsError, CommandError) as err:
         print(f"microns-assets {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand `name`."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return subparsers.choices[name]
 
 
 def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:

@@ -140,3 +140,12 @@ def test_a_data_dir_that_cannot_be_read_is_named_once(tmp_path, emulator_cache):
     assert "cannot read the data dir s3://bucket/data (NoCredentialsError" in out.stderr
     rows = [line for line in out.stdout.splitlines() if line.strip()[:4].isdigit()]
     assert len(rows) >= 8 and all(row.endswith("?") for row in rows)  # listed, local unknown
+
+
+def test_an_unknown_flag_is_named_with_the_subcommands_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["versions", "--bogus"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: microns-assets versions") and "--dagster-home" in err
+    assert "unrecognized arguments: --bogus" in err
