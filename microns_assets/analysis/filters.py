@@ -19,10 +19,49 @@ PRE, POST = "pre_pt_root_id", "post_pt_root_id"
 Values = str | Sequence[str] | None
 
 
+#: The largest integer a float64 holds exactly: root ids (~8.6e17) are far beyond it.
+_EXACT_FLOAT = 2**53
+#: The columns of `units` each filter of `filter_neurons` reads.
+_FILTER_COLUMNS = {
+    "layer": ["layer"],
+    "brain_area": ["brain_area"],
+    "cell_type": ["cell_type", "classification_system"],
+    "classification_system": ["classification_system"],
+    "tuning": ["tuning_type"],
+}
+
+
 def _values(value: Values) -> tuple[str, ...] | None:
+    """A filter's values as a tuple: one value (a string, a number) or any collection."""
     if value is None:
         return None
-    return (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return (value,)
+    return tuple(value)
+
+
+def _one(value: str | Sequence[str] | None, name: str) -> str | None:
+    """A filter that takes one value: the value, or the only one of a list."""
+    if value is None or isinstance(value, str):
+        return value
+    values = _values(value)
+    if len(values) != 1:
+        raise SelectionError(f"{name} takes one value, not {list(values)!r}")
+    return values[0]
+
+
+def _check_columns(units: pd.DataFrame, filters: dict[str, object]) -> None:
+    """A `ValueError` naming the column a given filter needs and `units` lacks."""
+    needed = {
+        c: name for name, v in filters.items() if v is not None for c in _FILTER_COLUMNS[name]
+    }
+    missing = [c for c in needed if c not in units.columns]
+    if missing:
+        raise ValueError(
+            f"units has no column(s) {missing}, which the filter(s) "
+            f"{sorted({needed[c] for c in missing})} read: load units with them (or without "
+            "`columns=`)"
+        )
 
 
 def filter_neurons(
@@ -31,7 +70,7 @@ def filter_neurons(
     brain_area: Values = None,
     cell_type: Values = None,
     classification_system: Values = None,
-    tuning: str | None = None,
+    tuning: Values = None,
     proofread: Values = None,
 ) -> pd.DataFrame:
     """The rows of `units` that pass every given filter (None: no filter), in their order.
@@ -40,7 +79,7 @@ def filter_neurons(
     - `cell_type`: cell types (`23P`, `BC`, ...) match the `cell_type` column; classification
       systems (`excitatory_neuron`, `inhibitory_neuron`, `nonneuron`) match
       `classification_system`, as microns-combiner's `cell_type` does; a list may mix both.
-    - `tuning`: `matched` (coregistered to functional data) or `not_matched`.
+    - `tuning`: `matched` (coregistered to functional data) or `not_matched` (one value).
     - `proofread`: `ax_non`, `ax_clean`, `ax_extended`, `dn_non`, `dn_clean`, `dn_extended`;
       a list requires all of them (e.g. `["ax_clean", "dn_clean"]`). `ax_clean` is any axon
       proofreading, `ax_extended` a fully extended axon (`axon_fully_extended`).
@@ -48,8 +87,20 @@ def filter_neurons(
       *not* fully extended (its condition is inverted); `dn_extended` is the same in both.
 
     Raises `SelectionError` (a `ValueError`) naming the allowed values when a value is
-    unknown. A filter that matches nothing gives an empty frame.
+    unknown, and a `ValueError` naming the column when `units` lacks one a given filter reads
+    (say, loaded with `columns=`). A filter that matches nothing gives an empty frame.
     """
+    tuning = _one(tuning, "tuning")
+    _check_columns(
+        units,
+        {
+            "layer": layer,
+            "brain_area": brain_area,
+            "cell_type": cell_type,
+            "classification_system": classification_system,
+            "tuning": tuning,
+        },
+    )
     types = _values(cell_type) or ()
     unknown = sorted(set(types) - set(vocab.CELL_TYPES) - set(vocab.CLASSIFICATION_SYSTEMS))
     if unknown:
@@ -70,8 +121,38 @@ def filter_neurons(
     return units[keep.to_numpy()]
 
 
-def _ids(ids: Iterable[int] | pd.Series | np.ndarray) -> np.ndarray:
-    return np.asarray(pd.Series(ids).dropna().to_numpy(), dtype=np.int64)
+def exact_ints(values: pd.Series, name: str) -> pd.Series:
+    """`values` (no NA) as int64, refusing floats that cannot be the ids they stand for.
+
+    A float64 holds integers exactly only up to 2**53; 64-bit root ids read through a float
+    (a CSV, a column with NaN) are already rounded, and would silently match nothing.
+    """
+    if pd.api.types.is_float_dtype(values.dtype):
+        inexact = (values.abs() > _EXACT_FLOAT) | (values != values.round())
+        if inexact.any():
+            raise ValueError(
+                f"{name} holds floats (e.g. {values[inexact].iloc[0]!r}) that cannot be exact "
+                "ids: 64-bit root ids lose their last digits in a float. Read them as integers "
+                "(`load` does; from a CSV, pass dtype={'pt_root_id': 'Int64'})"
+            )
+    try:
+        return values.astype(np.int64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be integer ids, not {list(values[:3])!r}") from err
+
+
+def _ids(ids: Iterable[int] | int | pd.Series | np.ndarray, name: str) -> np.ndarray:
+    """The ids as int64, without NA, never through a float (64-bit root ids stay exact)."""
+    if isinstance(ids, int | np.integer):
+        ids = [ids]
+    if isinstance(ids, pd.Series | pd.Index | np.ndarray | pd.api.extensions.ExtensionArray):
+        values = pd.Series(ids)
+    else:
+        values = pd.Series(list(ids), dtype=object)  # None stays None, ints stay exact
+    values = values.dropna()
+    if values.dtype == object and len(values):
+        values = values.infer_objects()
+    return exact_ints(values, name).to_numpy(dtype=np.int64)
 
 
 def synapses_by_id(
@@ -88,8 +169,8 @@ def synapses_by_id(
     """
     if pre_ids is None and post_ids is None:
         return synapses
-    pre = synapses[PRE].isin(_ids(pre_ids)) if pre_ids is not None else None
-    post = synapses[POST].isin(_ids(post_ids)) if post_ids is not None else None
+    pre = synapses[PRE].isin(_ids(pre_ids, "pre_ids")) if pre_ids is not None else None
+    post = synapses[POST].isin(_ids(post_ids, "post_ids")) if post_ids is not None else None
     if pre is None:
         return synapses[post.to_numpy()]
     if post is None:
@@ -159,14 +240,18 @@ def merge_table(
 ) -> pd.DataFrame:
     """`units` with `columns` of another table (e.g. `load("cave_extra/<table>", v)`) joined on.
 
-    - `on="nucleus_id"`: a reference table, whose `target_id` is the nucleus id (its joined
-      form also has `id_ref`, the nucleus's own id, which is the same);
+    - `on="nucleus_id"`: a reference table to the nucleus table, whose `target_id` is the
+      nucleus id (its joined form also has `id_ref`, the nucleus's own id, which is the same);
+      a reference table to the synapse table (its `target_id` a synapse id; it carries
+      `pre_pt_root_id`/`post_pt_root_id`) is refused;
     - `on="pt_root_id"`: a table bound to segments (its `pt_root_id`).
 
     `how` as in `pandas.merge` (`left` keeps every unit, `inner` only those in the table).
-    Raises `ValueError` naming the problem when a column is missing or would clash with a
-    column of `units`, or when the table holds a key more than once (a left join would then
-    repeat units: deduplicate it first, e.g. `table.drop_duplicates("target_id")`).
+    With `left` and `inner` the result keeps the units' index and key dtype, so it lines up
+    with `units` (and a filtered `units`). Raises `ValueError` naming the problem when a column
+    is missing or would clash with a column of `units`, when the key holds floats that cannot
+    be exact ids, or when the table holds a key more than once (a left join would then repeat
+    units: deduplicate it first, e.g. `table.drop_duplicates("target_id")`).
     """
     keys = {"nucleus_id": "target_id", "pt_root_id": "pt_root_id"}
     if on not in keys:
@@ -176,6 +261,11 @@ def merge_table(
     missing = [c for c in [key, *columns] if c not in table.columns]
     if missing:
         raise ValueError(f"the table has no column(s) {missing}; it has {list(table.columns)}")
+    if on == "nucleus_id" and {PRE, POST} & set(table.columns):
+        raise ValueError(
+            "the table references synapses, not nuclei: its target_id is a synapse id. Join "
+            "it to synapses instead (individual synapses, by `id`), not to units"
+        )
     clash = [c for c in columns if c in units.columns]
     if clash:
         raise ValueError(
@@ -192,8 +282,15 @@ def merge_table(
             f"table.drop_duplicates({key!r})"
         )
     right = right.rename(columns={key: on}) if key != on else right
-    left_key = units[on].astype("Int64")
-    merged = units.assign(**{on: left_key}).merge(
-        right.astype({on: "Int64"}), on=on, how=how, validate="many_to_one"
-    )
-    return merged.astype({on: units[on].dtype}) if how == "left" else merged
+    right = right.assign(**{on: exact_ints(right[on], f"the table's {key}").astype("Int64")})
+    known = units[on].notna()
+    left_key = pd.Series(pd.NA, index=units.index, dtype="Int64")
+    left_key[known] = exact_ints(units.loc[known, on], f"units' {on}")
+    merged = units.assign(**{on: left_key}).merge(right, on=on, how=how, validate="many_to_one")
+    if how == "left":  # every unit, in order: the units' own index
+        merged.index = units.index
+    elif how == "inner":  # the units with a match, in order (pandas keeps the left order)
+        merged.index = units.index[left_key.isin(right[on]).to_numpy(bool, na_value=False)]
+    else:
+        return merged
+    return merged.astype({on: units[on].dtype})

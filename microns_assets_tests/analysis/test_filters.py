@@ -10,6 +10,7 @@ from microns_assets.analysis import (
     connections_to,
     filter_connections,
     filter_neurons,
+    merge_table,
     remove_autapses,
     synapses_by_id,
 )
@@ -140,3 +141,60 @@ def test_the_dtypes_load_gives_filter_the_same():
     # axon-proofread pre cells (11, 13, 14) onto dendrite-proofread post cells (11, 12, 14)
     found = filter_connections(typed, SYNAPSES, proofread=["ax_clean", "dn_clean"])
     assert pairs(found) == [(11, 12), (11, 11), (13, 11), (14, 12)]
+
+
+#: Two 64-bit root ids one apart: a float64 cannot tell them apart.
+A, B = 864691135194387242, 864691135194387243
+
+
+def test_synapse_ids_with_none_or_a_set_stay_exact():
+    synapses = pd.DataFrame({"pre_pt_root_id": [A, B], "post_pt_root_id": [B, A]})
+    assert float(A) == float(B)  # why a float on the way would lose the match
+    assert synapses_by_id(synapses, pre_ids=[A, None])["pre_pt_root_id"].tolist() == [A]
+    assert synapses_by_id(synapses, pre_ids={B})["pre_pt_root_id"].tolist() == [B]
+    assert synapses_by_id(synapses, post_ids=A)["post_pt_root_id"].tolist() == [A]
+    ids = pd.Series([B, None], dtype="Int64")
+    assert synapses_by_id(synapses, pre_ids=ids)["pre_pt_root_id"].tolist() == [B]
+    with pytest.raises(ValueError, match=r"pre_ids holds floats .* lose their last digits"):
+        synapses_by_id(synapses, pre_ids=pd.Series([float(A), None]))
+    with pytest.raises(ValueError, match="post_ids must be integer ids"):
+        synapses_by_id(synapses, post_ids=["abc"])
+
+
+def test_filters_take_one_value_of_any_kind_and_name_missing_columns():
+    assert filter_neurons(UNITS, tuning=["matched"])["pt_root_id"].tolist() == [11, 13]
+    assert filter_neurons(UNITS, brain_area={"RL"})["pt_root_id"].tolist() == [15]
+    with pytest.raises(ValueError, match="tuning takes one value"):
+        filter_neurons(UNITS, tuning=["matched", "not_matched"])
+    with pytest.raises(ValueError, match=r"unknown layer|layer.*4"):
+        filter_neurons(UNITS, layer=4)  # a number is one value, not an iterable
+    without = UNITS.drop(columns=["brain_area"])
+    with pytest.raises(ValueError, match=r"no column\(s\) \['brain_area'\].*\['brain_area'\]"):
+        filter_neurons(without, brain_area="V1")
+    assert len(filter_neurons(without, layer="L5")) == 2  # other filters need not it
+
+
+def test_merge_table_keeps_the_units_index_and_refuses_what_cannot_join():
+    units = pd.DataFrame(
+        {"nucleus_id": [1, 2, 3, 4], "pt_root_id": [A, B, A + 10, B + 10]}, index=[10, 11, 12, 13]
+    )
+    subset = units.loc[[11, 13]]  # a filtered units table
+    table = pd.DataFrame({"target_id": [4, 2], "mtype": ["x", "y"]})
+    left = merge_table(subset, table, ["mtype"])
+    assert left.index.tolist() == [11, 13] and left["mtype"].tolist() == ["y", "x"]
+    assert subset.assign(mtype=left["mtype"])["mtype"].tolist() == ["y", "x"]  # lines up
+    inner = merge_table(units, table, ["mtype"], how="inner")
+    assert (
+        inner.index.tolist() == [11, 13] and inner["nucleus_id"].dtype == units["nucleus_id"].dtype
+    )
+    by_root = pd.DataFrame({"pt_root_id": pd.array([B], dtype="Int64"), "tag": ["t"]})
+    tagged = merge_table(units, by_root, ["tag"], on="pt_root_id")
+    assert tagged["tag"].notna().tolist() == [False, True, False, False]  # B only, not A
+    floats = pd.DataFrame({"pt_root_id": [float(B)], "tag": ["t"]})
+    with pytest.raises(ValueError, match="holds floats"):
+        merge_table(units, floats, ["tag"], on="pt_root_id")
+    on_synapses = pd.DataFrame(
+        {"target_id": [2], "pre_pt_root_id": [A], "post_pt_root_id": [B], "tag": ["spine"]}
+    )
+    with pytest.raises(ValueError, match="references synapses, not nuclei"):
+        merge_table(units, on_synapses, ["tag"])
