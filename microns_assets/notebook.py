@@ -116,6 +116,8 @@ def load(
     try:
         if matrix:
             return read_connectome(path)
+        if isinstance(columns, str):  # one column name, not its letters
+            columns = [columns]
         return read_frame(path, columns=list(columns) if columns is not None else None)
     except MissingDataError:
         raise MissingDataError(

@@ -158,6 +158,10 @@ def test_columns_are_read_alone_and_unknown_ones_named(workspace):
     assert list(few.columns) == ["layer", "nucleus_id"]
     pd.testing.assert_frame_equal(few, full[["layer", "nucleus_id"]])
     assert few.attrs["provenance"] == full.attrs["provenance"]
+    one = microns_assets.load(  # one name, not a list of its letters
+        "units", 1300, datastack="minnie65_synthetic", data_dir=data, columns="layer"
+    )
+    pd.testing.assert_frame_equal(one, full[["layer"]])
     with pytest.raises(ValueError, match=r"no column\(s\) \['nucleus'\].*'nucleus_id'"):
         microns_assets.load(
             "units", 1300, datastack="minnie65_synthetic", data_dir=data, columns=["nucleus"]

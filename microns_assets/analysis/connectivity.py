@@ -78,6 +78,11 @@ def connectivity_with_outside(
     if weight not in WEIGHTS:
         raise ValueError(f"unknown weight {weight!r}; use one of {list(WEIGHTS)}")
     if weight == "size":
+        if "size" not in synapses.columns:
+            raise ValueError(
+                "weight='size' sums the `size` column, which these synapses lack (loaded with "
+                "`columns=`?): load them with it, or use weight='n_synapses' or 'binary'"
+            )
         values = synapses["size"].to_numpy(dtype=np.float64)
     elif weight == "n_synapses" and "n_synapses" in synapses.columns:
         values = synapses["n_synapses"].to_numpy(dtype=np.int64)

@@ -38,7 +38,7 @@ def unit_responses(
     units: pd.DataFrame,
     reader: FunctionalReader,
     *,
-    trials: list[int] | None = None,
+    trials: list[int] | int | None = None,
     missing: Literal["warn", "raise"] = "warn",
 ) -> pd.DataFrame:
     """One row per matched unit row and trial of its scan, with that unit's responses.
@@ -46,7 +46,8 @@ def unit_responses(
     Args:
         units: what `load("units", v)` returns (rows without a functional match are skipped).
         reader: an open `FunctionalReader`.
-        trials: only these trial indices of each scan (default all).
+        trials: only these trial indices of each scan, or one (default all, as the file
+            numbers them).
         missing: a matched unit whose scan or unit id the file lacks: `warn` (an
             `UnmatchedUnitsWarning` with how many and which, and the rows in
             `result.attrs["missing_units"]`) or `raise` (`FunctionalKeyError`).
@@ -56,9 +57,22 @@ def unit_responses(
         `functional_unit_id`, `trial_idx`, `condition_hash` and `responses` (the unit's trace in
         that trial, a 1-D float array over frames), in the order of `units` then trial.
     """
+    if missing not in ("warn", "raise"):
+        raise ValueError(f"missing must be 'warn' or 'raise', not {missing!r}")
+    if isinstance(trials, int | np.integer):
+        trials = [int(trials)]
     unit_col = _unit_column(units)
     keep = [c for c in ID_COLUMNS if c in units.columns]
     matched = units.assign(_row=np.arange(len(units)))
+    partial = matched["session"].notna() != matched["scan_idx"].notna()
+    if partial.any():
+        rows = units[partial.to_numpy()]
+        example = rows[[c for c in ID_COLUMNS if c in rows]].head(3).to_dict("records")
+        raise ValueError(
+            f"{int(partial.sum())} row(s) of units have a session without a scan_idx or the "
+            f"reverse (e.g. {example}): a matched unit needs both; load units as the units "
+            "asset stored them"
+        )
     matched = matched[matched["session"].notna() & matched[unit_col].notna()]
     key = (
         matched["session"].astype("int64").astype(str)
@@ -74,6 +88,9 @@ def unit_responses(
             lost.append(rows)
             continue
         ids = reader.unit_ids(session_key)
+        if ids.size == 0:  # a scan without units: none of its rows has responses
+            lost.append(rows)
+            continue
         order = np.argsort(ids, kind="stable")
         wanted = rows[unit_col].to_numpy(dtype=np.int64)
         at = np.searchsorted(ids, wanted, sorter=order).clip(max=ids.size - 1)
@@ -84,9 +101,15 @@ def unit_responses(
         if rows.empty:
             continue
         hashes = reader.get_hashes_by_session(session_key)
-        indices = range(reader.trial_count(session_key)) if trials is None else trials
+        indices = reader.trial_indices(session_key) if trials is None else trials
         for trial_idx in indices:
-            trial = reader.get_trial(session_key, trial_idx)
+            trial = reader.get_trial(session_key, trial_idx)  # an unknown index: named
+            if not 0 <= int(trial_idx) < len(hashes):
+                raise FunctionalKeyError(
+                    f"session {session_key}: trial {trial_idx} has no condition hash (the file "
+                    f"lists {len(hashes)}, one per trial in trial order); the file does not "
+                    "number its trials 0..n-1 as expected: report it with the file's URL"
+                )
             piece = rows[keep].reset_index(drop=True)
             piece["session"] = rows["session"].to_numpy()
             piece["scan_idx"] = rows["scan_idx"].to_numpy()

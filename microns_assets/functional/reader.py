@@ -169,6 +169,10 @@ class FunctionalReader:
         """How many trials the session has."""
         return len(self._session(session_key)["trials"])
 
+    def trial_indices(self, session_key: str) -> list[int]:
+        """The indices of the session's trials as the file numbers them, ascending."""
+        return sorted(int(k) for k in self._session(session_key)["trials"])
+
     def get_available_brain_areas(self, session_key: str | None = None) -> list[str]:
         """Brain areas recorded in the file, or in one session."""
         if session_key is None:
@@ -201,9 +205,10 @@ class FunctionalReader:
         """
         group = self._session(session_key)
         if str(trial_idx) not in group["trials"]:
+            known = self.trial_indices(session_key)
             raise FunctionalKeyError(
-                f"trial {trial_idx} not in session {session_key}; it has trials 0-"
-                f"{len(group['trials']) - 1}"
+                f"trial {trial_idx} not in session {session_key}; it has trials "
+                f"{_choices([str(i) for i in known])}"
             )
         rows = None if brain_area is None else self._area_rows(session_key, brain_area)
         return self._read_trial(group[f"trials/{trial_idx}"], session_key, str(trial_idx), rows)

@@ -90,6 +90,8 @@ def test_bad_weight_and_duplicate_units_are_errors():
         connectivity_matrix(twice, AGGREGATED)
     with pytest.raises(ValueError, match="drop_duplicates"):
         remap_all_tables(twice, AGGREGATED)
+    with pytest.raises(ValueError, match=r"weight='size' sums the `size` column"):
+        connectivity_matrix(UNITS, AGGREGATED.drop(columns=["size"]), weight="size")
 
 
 def test_nullable_ids_as_load_gives_them():

@@ -169,6 +169,47 @@ def test_a_unit_the_file_lacks_is_reported_not_dropped_silently(workspace, recor
             unit_responses(frame, reader, trials=[0], missing="raise")
 
 
+def test_bad_arguments_and_odd_files_are_named(workspace, recordings, tmp_path):
+    _, _, units = workspace
+    frame = units["match"]
+    matched = frame[frame["session"].notna()]
+    key = f"{int(matched['session'].iloc[0])}_{int(matched['scan_idx'].iloc[0])}"
+    in_scan = matched[
+        (matched["session"] == matched["session"].iloc[0])
+        & (matched["scan_idx"] == matched["scan_idx"].iloc[0])
+    ]
+    with FunctionalReader(recordings) as reader:
+        one = unit_responses(frame, reader, trials=0)  # one trial, as an int
+        assert set(one["trial_idx"]) == {0} and len(one) == len(matched)
+        with pytest.raises(ValueError, match="missing must be 'warn' or 'raise', not 'ignore'"):
+            unit_responses(frame, reader, missing="ignore")
+        half = frame.copy()
+        half.loc[matched.index[0], "scan_idx"] = None
+        with pytest.raises(ValueError, match=r"1 row.* session without a scan_idx"):
+            unit_responses(half, reader)
+        n_trials = reader.trial_count(key)
+    # a copy of the file: one scan without units, another scan's last trial renumbered
+    odd = tmp_path / "odd.h5"
+    odd.write_bytes(recordings.read_bytes())
+    with h5py.File(odd, "r+") as f:
+        del f[f"sessions/{key}/meta/unit_ids"]
+        f.create_dataset(f"sessions/{key}/meta/unit_ids", data=np.array([], dtype=np.int64))
+    with FunctionalReader(odd) as reader:
+        with pytest.warns(UnmatchedUnitsWarning, match=f"{len(in_scan)} matched unit row"):
+            out = unit_responses(frame, reader, trials=[0])
+        assert len(out.attrs["missing_units"]) == len(in_scan)
+        scan = (out["session"] == in_scan["session"].iloc[0]) & (
+            out["scan_idx"] == in_scan["scan_idx"].iloc[0]
+        )
+        assert not scan.any() and len(out) == len(matched) - len(in_scan)
+    with h5py.File(odd, "r+") as f:
+        f.move(f"sessions/{key}/trials/{n_trials - 1}", f"sessions/{key}/trials/{n_trials + 5}")
+    with FunctionalReader(odd) as reader:
+        assert reader.trial_indices(key) == [*range(n_trials - 1), n_trials + 5]
+        with pytest.raises(FunctionalKeyError, match=f"trial {n_trials - 1} not in session"):
+            reader.get_trial(key, n_trials - 1)
+
+
 def test_units_without_functional_ids_are_refused(workspace, recordings):
     _, _, units = workspace
     plain = units["match"].drop(columns=["functional_unit_id"])
