@@ -36,7 +36,7 @@ def remap_all_tables(units: pd.DataFrame, synapses: pd.DataFrame):
     """`units` and `synapses` with sequential ids: 0 .. len(units) - 1 in the order of `units`.
 
     As microns-combiner's `remap_all_tables`: the units get `id_remapped` (their row number)
-    beside `pt_root_id`; the synapses' `pre_pt_root_id`/`post_pt_root_id` become `pre_id` and
+    as their first column; the synapses' `pre_pt_root_id`/`post_pt_root_id` become `pre_id` and
     `post_id`. A synapse whose cell is not among `units` gets `<NA>` there (nullable `Int64`;
     the peer gives None). Vectorized: no dict over the ids. Returns `(units, synapses)`, new
     frames; the inputs are not modified.

@@ -69,11 +69,14 @@ def filter_neurons(
     layer: Values = None,
     brain_area: Values = None,
     cell_type: Values = None,
-    classification_system: Values = None,
     tuning: Values = None,
     proofread: Values = None,
+    classification_system: Values = None,
 ) -> pd.DataFrame:
     """The rows of `units` that pass every given filter (None: no filter), in their order.
+
+    The arguments come in microns-combiner's order (`classification_system`, ours, last), so
+    its positional calls work unchanged.
 
     - `layer`, `brain_area`, `classification_system`: a value or a list (any of them).
     - `cell_type`: cell types (`23P`, `BC`, ...) match the `cell_type` column; classification

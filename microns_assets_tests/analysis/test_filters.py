@@ -161,6 +161,12 @@ def test_synapse_ids_with_none_or_a_set_stay_exact():
         synapses_by_id(synapses, post_ids=["abc"])
 
 
+def test_positional_arguments_in_microns_combiners_order():
+    # filter_neurons(units, layer, brain_area, cell_type, tuning, proofread), as the peer's
+    assert roots(filter_neurons(UNITS, None, "V1", None, "matched")) == [11, 13]
+    assert roots(filter_neurons(UNITS, "L5", None, "MC", None, "ax_non")) == [15]
+
+
 def test_filters_take_one_value_of_any_kind_and_name_missing_columns():
     assert filter_neurons(UNITS, tuning=["matched"])["pt_root_id"].tolist() == [11, 13]
     assert filter_neurons(UNITS, brain_area={"RL"})["pt_root_id"].tolist() == [15]
