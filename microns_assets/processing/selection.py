@@ -57,7 +57,7 @@ class Side:
         _check("classification_system", self.classification_system, vocab.CLASSIFICATION_SYSTEMS)
         _check("cell_type", self.cell_type, vocab.CELL_TYPES)
         _check("proofread", self.proofread, tuple(PROOFREAD))
-        _check("tuning", (self.tuning,) if self.tuning else None, TUNING)
+        _check("tuning", (self.tuning,) if self.tuning is not None else None, TUNING)
 
     @classmethod
     def from_description(cls, described: dict) -> Side:

@@ -170,6 +170,8 @@ def test_positional_arguments_in_microns_combiners_order():
 def test_filters_take_one_value_of_any_kind_and_name_missing_columns():
     assert filter_neurons(UNITS, tuning=["matched"])["pt_root_id"].tolist() == [11, 13]
     assert filter_neurons(UNITS, brain_area={"RL"})["pt_root_id"].tolist() == [15]
+    with pytest.raises(ValueError, match=r"tuning.*''"):  # an empty value: not "no rows"
+        filter_neurons(UNITS, tuning="")
     with pytest.raises(ValueError, match="tuning takes one value"):
         filter_neurons(UNITS, tuning=["matched", "not_matched"])
     with pytest.raises(ValueError, match=r"unknown layer|layer.*4"):
