@@ -92,6 +92,14 @@ def test_load_returns_the_file_the_io_manager_wrote(workspace, session_emulator,
     data, paths = workspace
     frame = microns_assets.load(asset, 1300, datastack=session_emulator.datastack, data_dir=data)
     pd.testing.assert_frame_equal(frame, pq.read_table(paths[key]).to_pandas())
+    # the columns the catalogue declares, with its dtypes (independent of the file reader)
+    for column, dtype in LOADABLE[asset].columns.items():
+        assert str(frame[column].dtype) == dtype, (asset, column)
+    if key == "cave_raw/nucleus":  # and the values the server holds, 64-bit ids exact
+        truth = session_emulator.ground_truth(1300, "nucleus_detection_v0").set_index("id")
+        stored = frame.set_index("id")
+        assert sorted(stored.index) == sorted(truth.index)
+        assert stored["pt_root_id"].tolist() == truth.loc[stored.index, "pt_root_id"].tolist()
     prov = frame.attrs["provenance"]
     assert prov["version"] == 1300 and prov["datastack"] == "minnie65_synthetic"
     assert prov["packages"]["pyarrow"]
