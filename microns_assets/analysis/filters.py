@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from microns_assets import vocabulary as vocab
-from microns_assets.processing.selection import SelectionError, Side, filter_mask
+from microns_assets.processing.selection import PROOFREAD, SelectionError, Side, filter_mask
 
 PRE, POST = "pre_pt_root_id", "post_pt_root_id"
 Values = str | Sequence[str] | None
@@ -53,7 +53,14 @@ def _one(value: str | Sequence[str] | None, name: str) -> str | None:
 def _check_columns(units: pd.DataFrame, filters: dict[str, object]) -> None:
     """A `ValueError` naming the column a given filter needs and `units` lacks."""
     needed = {
-        c: name for name, v in filters.items() if v is not None for c in _FILTER_COLUMNS[name]
+        c: name
+        for name, v in filters.items()
+        if v is not None
+        for c in (
+            [PROOFREAD[p][0] for p in _values(v) if p in PROOFREAD]  # the shorthands' columns
+            if name == "proofread"
+            else _FILTER_COLUMNS[name]
+        )
     }
     missing = [c for c in needed if c not in units.columns]
     if missing:
@@ -102,6 +109,7 @@ def filter_neurons(
             "cell_type": cell_type,
             "classification_system": classification_system,
             "tuning": tuning,
+            "proofread": proofread,
         },
     )
     types = _values(cell_type) or ()

@@ -180,6 +180,10 @@ def test_filters_take_one_value_of_any_kind_and_name_missing_columns():
     with pytest.raises(ValueError, match=r"no column\(s\) \['brain_area'\].*\['brain_area'\]"):
         filter_neurons(without, brain_area="V1")
     assert len(filter_neurons(without, layer="L5")) == 2  # other filters need not it
+    with pytest.raises(ValueError, match=r"no column\(s\) \['strategy_axon'\].*proofread"):
+        filter_neurons(UNITS.drop(columns=["strategy_axon"]), proofread="ax_clean")
+    dendrites_only = UNITS.drop(columns=["strategy_axon"])  # the axon filter is not asked
+    assert roots(filter_neurons(dendrites_only, proofread="dn_extended")) == [11]
 
 
 def test_merge_table_keeps_the_units_index_and_refuses_what_cannot_join():
