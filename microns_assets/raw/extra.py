@@ -26,7 +26,7 @@ from microns_assets.raw.fetch import (
     Fetched,
     fetch_static_table,
     fetch_table,
-    reference_target,
+    reference_targets,
     source_facts,
 )
 from microns_assets.resources.cave import CaveResource, cave_errors_as_failures
@@ -82,12 +82,12 @@ def build_extra_assets(tables: tuple[str, ...]) -> list[dg.AssetsDefinition]:
             present = [t for t in selected if t in listed]
             stamp = conn.version_metadata(version)["time_stamp"].isoformat()
             facts = source_facts(cave, version, stamp)
+            targets = reference_targets(cave, present) if static else {}
 
             def fetch(table: str) -> Fetched:
                 table_facts = {**facts, "cave_table": table}
                 if static:
-                    target = reference_target(cave, table)
-                    return fetch_static_table(cave, version, table, table_facts, target)
+                    return fetch_static_table(cave, version, table, table_facts, targets[table])
                 return fetch_table(cave, version, table, table_facts)
 
             with ThreadPoolExecutor(cave.max_in_flight, thread_name_prefix="cave-extra") as pool:

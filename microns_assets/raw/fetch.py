@@ -110,7 +110,7 @@ def fetch_static_table(
 ) -> Fetched:
     """`table` of expired `version` from its static dump.
 
-    A reference table is joined to `target` (the table it references, see `reference_target`)
+    A reference table is joined to `target` (the table it references, see `reference_targets`)
     as the server's join would.
     """
     synapse_table = cave.connection.datastack_info().get("synapse_table")
@@ -155,17 +155,27 @@ def fetch_static_table(
     return Fetched(frame, table, count, metadata, log)
 
 
-def reference_target(cave: CaveResource, table: str) -> str | None:
-    """The table `table` references, from the newest current version listing it, or None.
+def reference_targets(cave: CaveResource, tables: list[str]) -> dict[str, str | None]:
+    """The table each of `tables` references, from the newest current version listing it.
 
-    An expired version serves no metadata, so a current one is asked. None: the table references
-    no table, or no current version lists it.
+    An expired version serves no metadata, so a current one is asked: the versions are listed
+    once, each version's tables at most once. None: the table references no table, or no
+    current version lists it.
     """
     conn = cave.connection
-    for version in sorted(conn.versions(expired=False), reverse=True):
-        if table in conn.tables(version):
-            return conn.table_metadata(version, table).get("reference_table") or None
-    return None
+    current = sorted(conn.versions(expired=False), reverse=True)
+    listed: dict[int, set[str]] = {}
+    targets: dict[str, str | None] = {}
+    for table in tables:
+        targets[table] = None
+        for version in current:
+            if version not in listed:
+                listed[version] = set(conn.tables(version))
+            if table in listed[version]:
+                meta = conn.table_metadata(version, table)
+                targets[table] = meta.get("reference_table") or None
+                break
+    return targets
 
 
 def dg_text(urls: list[str]) -> str:
