@@ -34,7 +34,7 @@ def emulator(args: argparse.Namespace) -> int:
         return 2
     try:
         emulator.start()
-    except (OSError, OverflowError) as err:  # host unknown, port taken or out of range
+    except OSError as err:  # host unknown or port taken (its range: checked by the parser)
         print(
             f"microns-assets emulator: cannot listen on {args.host}:{args.port} ({err}); "
             "choose another --host or --port (0 picks a free port)",

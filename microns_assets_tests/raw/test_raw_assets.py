@@ -251,17 +251,21 @@ def test_absent_roles_in_an_early_version(emulator, instance, tmp_path):
     ]
 
 
-def test_unavailable_server_is_retried_with_the_versions_policy(
-    emulator, instance, tmp_path, monkeypatch
-):
+def _with_retry_policy(tmp_path, monkeypatch, version: int, max_retries: int, delay_s: float):
+    """The packaged versions file with a `retry` block for `version`, as MICRONS_VERSIONS_FILE."""
     packaged = (UPath(__file__).parents[2] / "microns_assets/config/versions.yaml").read_text()
-    custom = packaged.replace(
-        "  1300:\n", "  1300:\n    retry:\n      max_retries: 2\n      delay_s: 0.1\n"
-    )
+    block = f"    retry:\n      max_retries: {max_retries}\n      delay_s: {delay_s}\n"
+    custom = packaged.replace(f"  {version}:\n", f"  {version}:\n{block}")
     assert custom != packaged
     versions_file = tmp_path / "versions.yaml"
     versions_file.write_text(custom)
     monkeypatch.setenv("MICRONS_VERSIONS_FILE", str(versions_file))
+
+
+def test_unavailable_server_is_retried_with_the_versions_policy(
+    emulator, instance, tmp_path, monkeypatch
+):
+    _with_retry_policy(tmp_path, monkeypatch, 1300, max_retries=2, delay_s=0.1)
     emulator.server.faults = Faults(fail_rate=1.0)
     result = dg.materialize(
         raw_assets,
@@ -348,14 +352,7 @@ def test_an_incomplete_dump_download_is_announced_as_such(
     emulator, emulator_cache, instance, tmp_path, monkeypatch
 ):
     """An expired version whose dump server cuts every body: the retry names the dump, not CAVE."""
-    packaged = (UPath(__file__).parents[2] / "microns_assets/config/versions.yaml").read_text()
-    custom = packaged.replace(
-        "  1412:\n", "  1412:\n    retry:\n      max_retries: 1\n      delay_s: 0.01\n"
-    )
-    assert custom != packaged
-    versions_file = tmp_path / "versions.yaml"
-    versions_file.write_text(custom)
-    monkeypatch.setenv("MICRONS_VERSIONS_FILE", str(versions_file))
+    _with_retry_policy(tmp_path, monkeypatch, 1412, max_retries=1, delay_s=0.01)
     instance.add_dynamic_partitions(VERSION_DIM, ["1412"])
     with Emulator(scale="small", seed=0, cache_dir=emulator_cache) as dumps:
         dumps.server.faults = Faults(drop_rate=1.0)  # every dump body cut halfway
